@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+from setuptools import find_packages, setup
+
+setup(
+    name="tap-zendesk-chat",
+    version="1.0.0",
+    description="Singer tap for the Zendesk Chat REST API: every stream, exact incremental chats",
+    author="tap-zendesk-chat developers",
+    license="AGPL-3.0",
+    url="https://github.com/singer-io/tap-zendesk-chat",
+    python_requires=">=3.11",
+    classifiers=["Programming Language :: Python :: 3 :: Only"],
+    py_modules=[],
+    install_requires=[
+        "singer-python==6.8.0",
+        "requests==2.34.2",
+        "backoff==2.2.1",
+        "pendulum==3.3.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest==9.2.0",
+            "hypothesis==6.170.15",
+            "jsonschema==2.6.0",
+        ],
+    },
+    entry_points={"console_scripts": ["tap-zendesk-chat=tap_zendesk_chat:main"]},
+    packages=find_packages(include=["tap_zendesk_chat", "tap_zendesk_chat.*"]),
+    package_data={"tap_zendesk_chat": ["schemas/*.json", "schemas/shared/*.json"]},
+    include_package_data=True,
+)

@@ -1,0 +1,95 @@
+"""tap-zendesk-chat: parse arguments, then discover, sync or about."""
+import argparse
+import json
+import signal
+import sys
+import threading
+
+import singer
+
+from tap_zendesk_chat import about, state
+from tap_zendesk_chat.client import ApiError, Client, Interrupted
+from tap_zendesk_chat.config import ConfigError, load_config, read_json_file
+from tap_zendesk_chat.discover import discover, load_catalog, select_all
+from tap_zendesk_chat.messages import MessageWriter
+from tap_zendesk_chat.report import install_redaction
+from tap_zendesk_chat.streams import STREAMS
+from tap_zendesk_chat.sync import Sync
+
+LOGGER = singer.get_logger()
+EXIT_API, EXIT_INPUT, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog=about.NAME, description="Singer tap for the Zendesk Chat REST API.")
+    parser.add_argument("-c", "--config", help="config file (JSON)")
+    parser.add_argument("-s", "--state", help="state file (JSON): the value of the last STATE message")
+    parser.add_argument("--catalog", help="catalog file (JSON), as --discover writes it")
+    parser.add_argument("-p", "--properties", help="legacy name of --catalog")
+    parser.add_argument("-d", "--discover", action="store_true", help="write the catalog and exit")
+    parser.add_argument("--about", action="store_true", help="describe the tap and its settings")
+    parser.add_argument("--format", choices=("json", "markdown"), default="json", help="format of --about")
+    parser.add_argument("--version", action="version", version=f"{about.NAME} {about.VERSION}")
+    args = parser.parse_args(argv)
+    if not args.about and not args.config:
+        parser.error("--config is required (except with --about or --version)")
+    if args.catalog and args.properties:
+        parser.error("give --catalog or --properties, not both")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.about:
+        print(about.format_about(args.format))
+        return
+    sys.exit(run(args))
+
+
+def run(args):
+    stop = threading.Event()
+    received = []
+
+    def on_signal(signum, _frame):
+        received.append(signum)
+        LOGGER.warning("Received %s; stopping at the next safe point", signal.Signals(signum).name)
+        stop.set()
+
+    try:
+        config = load_config(args.config, about.VERSION)
+        install_redaction(config.secrets)
+        for note in config.notes:
+            LOGGER.info(note)
+        if not args.discover:
+            selected = load_catalog(args.catalog or args.properties) if (args.catalog or args.properties) \
+                else select_all()
+            raw_state = read_json_file(args.state, "state") if args.state else None
+            current, notes = state.upgrade_state(raw_state, set(STREAMS))
+            for note in notes:
+                LOGGER.info(note)
+    except ConfigError as exc:
+        LOGGER.critical(str(exc))
+        return EXIT_INPUT
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    client = Client(config, stop)
+    writer = MessageWriter()
+    try:
+        if args.discover:
+            catalog = discover(client, LOGGER)
+            sys.stdout.write(json.dumps(catalog, indent=2) + "\n")
+            sys.stdout.flush()
+            return 0
+        if not selected:
+            LOGGER.warning("The catalog selects no stream; nothing to do")
+            return 0
+        Sync(config, client, writer, current, selected, stop).run()
+        return 0
+    except Interrupted:
+        return EXIT_SIGINT if received and received[0] == signal.SIGINT else EXIT_SIGTERM
+    except ApiError as exc:
+        LOGGER.critical(str(exc))
+        return EXIT_API
+    finally:
+        client.close()

@@ -1,0 +1,249 @@
+"""The one HTTP client: session, auth, timeouts, budget, retries, error mapping. Only this module sleeps."""
+import collections
+import dataclasses
+import email.utils
+import json
+import threading
+import time
+import urllib.parse
+
+import backoff
+import requests
+import singer
+from singer import metrics
+
+LOGGER = singer.get_logger()
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+MAX_BACKOFF = 60.0  # longest wait between retries of our own choosing (Retry-After may ask for more)
+PREREQUISITES = ("The tap needs a Zendesk Chat OAuth token (Chat dashboard → Settings → Account → API → Add API "
+                 "client; Support API tokens do not work), authorized by a user with Owner permissions, on a plan "
+                 "with REST API access (Advanced/Premium or the Suite equivalents).")
+
+
+class ApiError(Exception):
+    """A request failed for good; the message names the endpoint and what to do."""
+
+
+class AuthError(ApiError):
+    """401: the token is invalid, expired or revoked."""
+
+
+class ForbiddenError(ApiError):
+    """403: the plan or the permissions do not allow this endpoint."""
+
+    def __init__(self, message, endpoint):
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class UnexpectedResponseError(ApiError):
+    """The API answered 200 with something the tap cannot use safely."""
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGINT arrived: stop at the next safe point."""
+
+
+class _Retry(Exception):
+    def __init__(self, reason, wait=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+def _api_message(response):
+    """The API's own error text, short, from a JSON body of {"error", "description"}."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or ""
+    if isinstance(body, dict):
+        parts = [str(body[k]) for k in ("error", "description", "message") if body.get(k)]
+        return ": ".join(parts)[:300]
+    return ""
+
+
+def parse_retry_after(value, now=None):
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class Client:
+    """Talks to the API root of the config. Bearer token goes to that scheme/host/port only."""
+
+    def __init__(self, config, stop_event=None):
+        self.config = config
+        self.root = config.api_root
+        root = urllib.parse.urlsplit(self.root)
+        self._origin = (root.scheme, root.hostname, root.port or (443 if root.scheme == "https" else 80))
+        self._token = config.access_token
+        self._stop = stop_event or threading.Event()
+        self._sent = collections.deque()
+        self._session = None
+        self.requests_by_endpoint = collections.Counter()
+        self.retries_by_endpoint = collections.Counter()
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = requests.Session()
+            self._session.headers.update({"User-Agent": self.config.user_agent, "Accept": "application/json"})
+        return self._session
+
+    def close(self):
+        if self._session is not None:
+            self._session.close()
+
+    # -- public ---------------------------------------------------------------------------------
+    def get(self, path, params=None):
+        """GET a path under the API root and return the decoded JSON body."""
+        return self._request(path, f"{self.root}/{path}", params)
+
+    def get_url(self, url, endpoint):
+        """GET an absolute URL the API gave (next_page/next_url), only on the API root's own host."""
+        parts = urllib.parse.urlsplit(url)
+        origin = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        if origin != self._origin:
+            raise UnexpectedResponseError(
+                f"{endpoint}: the API sent a next page on another host ({parts.scheme}://{parts.hostname}); "
+                f"refusing to send the token anywhere but {self._origin[0]}://{self._origin[1]}.")
+        return self._request(endpoint, url, None)
+
+    def sleep(self, seconds):
+        """Wait, but wake at once (raising Interrupted) when a stop was asked for."""
+        if seconds > 0 and self._stop.wait(seconds):
+            raise Interrupted()
+        if self._stop.is_set():
+            raise Interrupted()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _wait_for_budget(self):
+        window, budget = 60.0, self.config.max_requests_per_minute
+        now = time.monotonic()
+        while self._sent and self._sent[0] <= now - window:
+            self._sent.popleft()
+        if len(self._sent) >= budget:
+            wait = self._sent[0] + window - now
+            LOGGER.info("Request budget of %d a minute reached; waiting %.1f s", budget, wait)
+            self.sleep(wait)
+            self._sent.popleft()
+        self._sent.append(time.monotonic())
+
+    def _ensure_token(self):
+        if self._token is None:
+            self._obtain_token()
+
+    def _obtain_token(self):
+        cfg = self.config
+        data = {"client_id": cfg.client_id, "client_secret": cfg.client_secret, "scope": "read"}
+        if cfg.refresh_token:
+            data.update(grant_type="refresh_token", refresh_token=cfg.refresh_token)
+        else:
+            data["grant_type"] = "client_credentials"
+        try:
+            response = self.session.post(cfg.token_url, data=data, timeout=cfg.request_timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise AuthError(f"Could not reach the OAuth token endpoint {cfg.token_url}: {type(exc).__name__}.") from None
+        body = {}
+        try:
+            body = response.json()
+        except ValueError:
+            pass
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if response.status_code != 200 or not isinstance(token, str) or not token:
+            raise AuthError(
+                f"The OAuth token endpoint {cfg.token_url} refused to issue an access token "
+                f"({data['grant_type']} grant, HTTP {response.status_code} {_api_message(response)}). "
+                "Check client_id, client_secret and refresh_token. " + PREREQUISITES)
+        if body.get("refresh_token") and body["refresh_token"] != cfg.refresh_token:
+            LOGGER.warning("The token endpoint issued a new refresh token; the tap uses it for this run only.")
+            self.config = dataclasses.replace(cfg, refresh_token=body["refresh_token"])
+        self._token = token
+        LOGGER.info("Obtained a new access token (%s grant)", data["grant_type"])
+
+    def _request(self, endpoint, url, params):
+        self._ensure_token()
+        delays = backoff.expo(base=2, factor=1, max_value=min(MAX_BACKOFF, self.config.max_retry_wait))
+        next(delays)  # backoff's generators start with a None priming value
+        attempts, refreshed = 0, False
+        while True:
+            if self._stop.is_set():
+                raise Interrupted()
+            self._wait_for_budget()
+            try:
+                return self._send_once(endpoint, url, params)
+            except _Retry as retry:
+                attempts += 1
+                self.retries_by_endpoint[endpoint] += 1
+                if attempts > self.config.max_retries:
+                    raise ApiError(f"{endpoint}: gave up after {attempts} attempts; the last one failed with "
+                                   f"{retry.reason}. The API or the network is not healthy right now; "
+                                   "rerun later and the tap resumes from its last STATE.") from None
+                wait = retry.wait if retry.wait is not None else next(delays)
+                if wait > self.config.max_retry_wait:
+                    LOGGER.warning("%s: the API asked to wait %.0f s; capped to max_retry_wait=%.0f s",
+                                   endpoint, wait, self.config.max_retry_wait)
+                    wait = self.config.max_retry_wait
+                LOGGER.warning("%s: %s; retry %d of %d in %.1f s", endpoint, retry.reason, attempts,
+                               self.config.max_retries, wait)
+                self.sleep(wait)
+            except AuthError:
+                if refreshed or not self.config.can_obtain_tokens:
+                    raise
+                refreshed = True
+                LOGGER.info("%s: the access token was refused; obtaining a new one", endpoint)
+                self._obtain_token()
+
+    def _send_once(self, endpoint, url, params):
+        self.requests_by_endpoint[endpoint] += 1
+        headers = {"Authorization": f"Bearer {self._token}"}
+        with metrics.http_request_timer(endpoint) as timer:
+            try:
+                response = self.session.get(url, params=params, headers=headers,
+                                            timeout=self.config.request_timeout, allow_redirects=False)
+            except requests.Timeout:
+                timer.tags[metrics.Tag.http_status_code] = 0
+                raise _Retry(f"no response within {self.config.request_timeout:g} s") from None
+            except requests.RequestException as exc:
+                timer.tags[metrics.Tag.http_status_code] = 0
+                raise _Retry(f"connection failed ({type(exc).__name__})") from None
+            status = response.status_code
+            timer.tags[metrics.Tag.http_status_code] = status
+            if status == 200:
+                try:
+                    return json.loads(response.content)
+                except ValueError:
+                    kind = response.headers.get("Content-Type", "unknown type").split(";")[0]
+                    raise _Retry(f"a 200 response that is not valid JSON ({kind}, {len(response.content)} bytes)") from None
+            if status == 429:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                raise _Retry("rate limited (429)" + (f", Retry-After {wait:g} s" if wait is not None else ""), wait)
+            if status in RETRYABLE_STATUS:
+                raise _Retry(f"HTTP {status} {_api_message(response)}".rstrip())
+            raise self._permanent_error(endpoint, response)
+
+    def _permanent_error(self, endpoint, response):
+        status, message = response.status_code, _api_message(response)
+        where = urllib.parse.urlsplit(response.url)._replace(query="", fragment="").geturl()
+        if status == 401:
+            return AuthError(f"{endpoint}: the API rejected the access token (HTTP 401 {message}). The token is "
+                             f"invalid, expired or revoked. {PREREQUISITES}")
+        if status == 403:
+            return ForbiddenError(f"{endpoint}: access denied (HTTP 403 {message}). The account's plan or the "
+                                  "token's user does not allow this endpoint: the user who authorized the token must "
+                                  "be an Owner and the plan must include REST API access.", endpoint)
+        if 300 <= status < 400:
+            return ApiError(f"{endpoint}: the API answered a redirect (HTTP {status}) from {where}; the tap does not "
+                            "follow redirects, to keep the token on the API host. Check subdomain/base_url.")
+        return ApiError(f"{endpoint}: HTTP {status} from {where}: {message or 'no message'}.")

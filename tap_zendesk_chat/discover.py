@@ -1,0 +1,115 @@
+"""The catalog: building it (--discover) and reading a user's (--catalog / --properties)."""
+import dataclasses
+
+from singer import metadata as singer_metadata
+
+from tap_zendesk_chat.client import ForbiddenError
+from tap_zendesk_chat.config import ConfigError, read_json_file
+from tap_zendesk_chat.schemas import get_metadata, load_schema
+from tap_zendesk_chat.streams import STREAMS
+
+
+class CatalogError(ConfigError):
+    """The catalog cannot be used; the message says what is wrong in it."""
+
+
+def build_catalog(streams=None):
+    entries = []
+    for name, stream in (streams or STREAMS).items():
+        schema = load_schema(name)
+        entry = {
+            "tap_stream_id": name,
+            "stream": name,
+            "key_properties": list(stream.key_properties),
+            "schema": schema,
+            "metadata": get_metadata(stream, schema),
+        }
+        if stream.replication_key:
+            entry["replication_key"] = stream.replication_key
+            entry["replication_method"] = stream.replication_method
+        entries.append(entry)
+    return {"streams": entries}
+
+
+def discover(client, logger):
+    """The catalog of every stream the account can read; one cheap request checks the credentials."""
+    streams = dict(STREAMS)
+    try:
+        client.get("account")
+    except ForbiddenError:
+        logger.info("GET /account answered 403, as it does for Chat accounts inside Zendesk Support; "
+                    "leaving the account stream out")
+        streams.pop("account")
+        client.get("departments")  # the credentials must still work for everything else
+    return build_catalog(streams)
+
+
+@dataclasses.dataclass
+class SelectedStream:
+    name: str
+    schema: dict  # the SCHEMA to emit: only selected top-level fields
+    deselected: tuple  # top-level fields to drop from records
+    replication_method: str
+
+
+def load_catalog(path):
+    return parse_catalog(read_json_file(path, "catalog"))
+
+
+def parse_catalog(raw):
+    """The selected streams of a catalog, in the tap's own stream order; every problem is a CatalogError."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("streams"), list):
+        raise CatalogError("The catalog must be a JSON object with a 'streams' list, as --discover writes it.")
+    chosen = {}
+    for position, entry in enumerate(raw["streams"]):
+        if not isinstance(entry, dict):
+            raise CatalogError(f"The catalog's stream #{position + 1} is not an object.")
+        name = entry.get("tap_stream_id") or entry.get("stream")
+        if name not in STREAMS:
+            known = ", ".join(STREAMS)
+            raise CatalogError(f"The catalog names a stream {name!r} that this tap does not have (streams: {known}).")
+        if name in chosen:
+            raise CatalogError(f"The catalog lists the stream '{name}' twice.")
+        schema = entry.get("schema")
+        if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
+            raise CatalogError(f"The catalog's schema for '{name}' must be a JSON schema object with 'properties'.")
+        raw_metadata = entry.get("metadata", [])
+        if not isinstance(raw_metadata, list) or not all(
+                isinstance(m, dict) and isinstance(m.get("breadcrumb"), list) and isinstance(m.get("metadata"), dict)
+                for m in raw_metadata):
+            raise CatalogError(f"The catalog's metadata for '{name}' must be a list of "
+                               "{\"breadcrumb\": [...], \"metadata\": {...}} objects.")
+        mdata = singer_metadata.to_map(raw_metadata)
+        root = mdata.get((), {})
+        selected = root.get("selected", schema.get("selected", root.get("selected-by-default", False)))
+        if not selected:
+            continue
+        stream = STREAMS[name]
+        method = root.get("replication-method") or entry.get("replication_method") or stream.replication_method
+        if method not in ("FULL_TABLE", "INCREMENTAL"):
+            raise CatalogError(f"The catalog's replication-method for '{name}' is {method!r}; "
+                               "use FULL_TABLE or INCREMENTAL.")
+        if method == "INCREMENTAL" and stream.replication_method == "FULL_TABLE":
+            raise CatalogError(f"The stream '{name}' has no replication key and can only be synced FULL_TABLE.")
+        properties = schema.get("properties", {})
+        deselected = tuple(f for f in properties if not _field_selected(mdata.get(("properties", f), {}), f, stream))
+        emitted = dict(schema, properties={f: s for f, s in properties.items() if f not in deselected})
+        emitted.pop("selected", None)
+        chosen[name] = SelectedStream(name, emitted, deselected, method)
+    return [chosen[name] for name in STREAMS if name in chosen]
+
+
+def _field_selected(field_metadata, field, stream):
+    if field in stream.key_properties or field == stream.replication_key:
+        return True
+    inclusion = field_metadata.get("inclusion")
+    if inclusion == "automatic":
+        return True
+    if inclusion == "unsupported":
+        return False
+    return bool(field_metadata.get("selected", field_metadata.get("selected-by-default", True)))
+
+
+def select_all():
+    """With no catalog: every stream, every field, as discovery describes them."""
+    return parse_catalog(build_catalog())

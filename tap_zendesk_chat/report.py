@@ -1,0 +1,83 @@
+"""What a person sees on stderr: stream start/end lines, progress, the closing summary, no secrets."""
+import logging
+import time
+
+import singer
+
+LOGGER = singer.get_logger()
+PROGRESS_EVERY = 5.0  # seconds between progress lines of one long stream
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces any secret value that reaches a log line with ***, whatever code logged it."""
+
+    def __init__(self, secrets):
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s and len(s) >= 4)
+
+    def filter(self, record):
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def install_redaction(secrets):
+    redactor = RedactSecrets(secrets)
+    for logger in (logging.getLogger(), LOGGER, logging.getLogger("singer"), logging.getLogger("backoff")):
+        for handler in logger.handlers:
+            handler.addFilter(redactor)
+        logger.addFilter(redactor)
+
+
+class StreamReport:
+    """Counts for one stream: records, requests, retries, seconds; logs progress at most every few seconds."""
+
+    def __init__(self, name, client):
+        self.name = name
+        self.client = client
+        self.records = 0
+        self.status = "running"
+        self.note = ""
+        self._endpoints = set()
+        self._start = time.monotonic()
+        self._last_progress = self._start
+        self._requests_before = sum(client.requests_by_endpoint.values())
+        self._retries_before = sum(client.retries_by_endpoint.values())
+        self.requests = self.retries = 0
+        self.seconds = 0.0
+
+    def start(self, detail):
+        LOGGER.info("%s: starting (%s)", self.name, detail)
+
+    def add(self, count, bookmark=None):
+        self.records += count
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_EVERY:
+            self._last_progress = now
+            rate = self.records / max(now - self._start, 1e-9)
+            LOGGER.info("%s: %d records so far (%.0f/s)%s", self.name, self.records, rate,
+                        f", bookmark {bookmark}" if bookmark else "")
+
+    def finish(self, status="done", note=""):
+        self.status, self.note = status, note
+        self.seconds = time.monotonic() - self._start
+        self.requests = sum(self.client.requests_by_endpoint.values()) - self._requests_before
+        self.retries = sum(self.client.retries_by_endpoint.values()) - self._retries_before
+        LOGGER.info("%s: %s, %d records, %d requests, %d retries, %.1f s%s", self.name, status, self.records,
+                    self.requests, self.retries, self.seconds, f" ({note})" if note else "")
+
+
+def log_summary(reports):
+    if not reports:
+        return
+    width = max(len(r.name) for r in reports)
+    LOGGER.info("Summary:")
+    LOGGER.info("  %-*s  %-8s %9s %8s %7s %8s", width, "stream", "status", "records", "requests", "retries", "seconds")
+    for r in reports:
+        LOGGER.info("  %-*s  %-8s %9d %8d %7d %8.1f", width, r.name, r.status, r.records, r.requests, r.retries,
+                    r.seconds)
+    LOGGER.info("  %-*s  %-8s %9d %8d %7d %8.1f", width, "total", "", sum(r.records for r in reports),
+                sum(r.requests for r in reports), sum(r.retries for r in reports), sum(r.seconds for r in reports))

@@ -1,0 +1,51 @@
+"""Loads schemas/<stream>.json with their shared fragments, and builds Singer metadata from stream classes."""
+import json
+import pathlib
+
+SCHEMA_DIR = pathlib.Path(__file__).parent / "schemas"
+
+
+def load_schema(name):
+    """The stream's JSON schema with every {"$ref": "shared/x.json"} inlined."""
+    return _inline(_read(f"{name}.json"), ())
+
+
+def _read(relative):
+    with open(SCHEMA_DIR / relative, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _inline(node, seen):
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if ref is not None:
+            if ref in seen:
+                raise ValueError(f"schema fragment {ref} refers to itself")
+            return _inline(_read(ref), seen + (ref,))
+        return {key: _inline(value, seen) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(value, seen) for value in node]
+    return node
+
+
+def get_metadata(stream, schema):
+    """Standard Singer metadata: keys and replication keys are automatic, every other field available."""
+    automatic = set(stream.key_properties) | ({stream.replication_key} if stream.replication_key else set())
+    root = {
+        "table-key-properties": list(stream.key_properties),
+        "inclusion": "available",
+        "selected-by-default": True,
+    }
+    if stream.replication_method == "FULL_TABLE":
+        root["forced-replication-method"] = "FULL_TABLE"
+    else:
+        root["valid-replication-keys"] = [stream.replication_key]
+        root["replication-method"] = "INCREMENTAL"
+    entries = [{"breadcrumb": [], "metadata": root}]
+    for field in schema.get("properties", {}):
+        entries.append({
+            "breadcrumb": ["properties", field],
+            "metadata": {"inclusion": "automatic" if field in automatic else "available",
+                         **({} if field in automatic else {"selected-by-default": True})},
+        })
+    return entries

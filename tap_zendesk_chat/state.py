@@ -1,0 +1,135 @@
+"""The only code that knows the STATE shape: bookmarks, cursors, currently_syncing, versions, legacy keys.
+
+Shape written by this tap:
+    {"state_version": 2, "currently_syncing": "agents" | null,
+     "bookmarks": {
+        "chats":          {"update_timestamp": "2024-05-01T10:00:00Z", "cursor": [1714557600, "2405.1.Ab"]},
+        "agent_timeline": {"start_time": "2024-05-01T10:00:00.123456Z", "cursor": [1714557600123456, 3601]},
+        "agents":         {"version": 1714557600000, "since_id": 360001},   # a full-table sync in progress
+     }}
+A full-table stream has a bookmark only while a sync of it is under way; finishing removes it.
+The older singer-io tap's keys are converted on load (see `upgrade_state`)."""
+import copy
+
+from tap_zendesk_chat.config import ConfigError
+from tap_zendesk_chat.dates import (format_datetime, from_epoch_micros, from_epoch_seconds, parse_datetime,
+                                    to_epoch_micros)
+
+STATE_VERSION = 2
+
+
+class StateError(ConfigError):
+    """The state file cannot be used; the message says why and what to do."""
+
+
+def new_state():
+    return {"state_version": STATE_VERSION, "currently_syncing": None, "bookmarks": {}}
+
+
+def upgrade_state(raw, stream_names):
+    """Validate a state from --state and convert the older tap's keys. Returns (state, notes)."""
+    if raw is None or raw == {}:
+        return new_state(), []
+    if not isinstance(raw, dict):
+        raise StateError("The state must be a JSON object (the last STATE message's value), not "
+                         f"{type(raw).__name__}.")
+    # Some runners store the whole STATE message rather than its value.
+    if raw.get("type") == "STATE" and isinstance(raw.get("value"), dict):
+        raw = raw["value"]
+    version = raw.get("state_version", 1)
+    if type(version) is not int or version < 1:
+        raise StateError(f"The state's 'state_version' is {version!r}; expected a whole number.")
+    if version > STATE_VERSION:
+        raise StateError(f"The state was written by a newer tap-zendesk-chat (state_version {version}; this one "
+                         f"reads up to {STATE_VERSION}). Upgrade the tap, or start without --state.")
+    bookmarks = raw.get("bookmarks", {})
+    if not isinstance(bookmarks, dict):
+        raise StateError("The state's 'bookmarks' must be an object keyed by stream name.")
+    currently = raw.get("currently_syncing")
+    if currently is not None and not isinstance(currently, str):
+        raise StateError("The state's 'currently_syncing' must be a stream name or null.")
+    state, notes = new_state(), []
+    state["currently_syncing"] = currently if currently in stream_names else None
+    for name, bookmark in bookmarks.items():
+        if name not in stream_names:
+            notes.append(f"state: ignoring the bookmark of unknown stream '{name}'")
+            continue
+        if not isinstance(bookmark, dict):
+            raise StateError(f"The state's bookmark for '{name}' must be an object, not {bookmark!r}.")
+        converted = _upgrade_bookmark(name, copy.deepcopy(bookmark), notes)
+        if converted:
+            state["bookmarks"][name] = converted
+    if "chats_last_full_sync" in raw:
+        notes.append("state: 'chats_last_full_sync' of the older tap is no longer needed (the incremental export "
+                     "catches chats changed after they ended) and is dropped")
+    return state, notes
+
+
+def _upgrade_bookmark(name, bookmark, notes):
+    legacy_offset = bookmark.pop("offset", None)
+    if name == "chats" and ("chat.end_timestamp" in bookmark or "offline_msg.timestamp" in bookmark):
+        times = []
+        for key in ("chat.end_timestamp", "offline_msg.timestamp"):
+            value = bookmark.pop(key, None)
+            if value is not None:
+                times.append(_parse_bookmark_time(name, key, value))
+        if times and "cursor" not in bookmark:
+            start = min(times)
+            notes.append(f"state: the older tap's chats bookmarks converted: reading chats updated since "
+                         f"{format_datetime(start)} (the earlier of its chat and offline message times)")
+            return {"update_timestamp": format_datetime(start), "cursor": [int(start.timestamp()), None]}
+    if isinstance(legacy_offset, dict) and legacy_offset:
+        notes.append(f"state: the older tap was interrupted in '{name}'; that stream restarts from its beginning "
+                     "(its offset cannot be combined with versioned full-table loads)")
+        bookmark.pop("since_id", None)
+    if "cursor" in bookmark:
+        cursor = bookmark["cursor"]
+        if not (isinstance(cursor, list) and len(cursor) == 2 and type(cursor[0]) is int):
+            raise StateError(f"The state's cursor for '{name}' is {cursor!r}; expected [time, id].")
+    for key in ("since_id", "version"):
+        if key in bookmark and type(bookmark[key]) is not int:
+            raise StateError(f"The state's '{key}' for '{name}' must be a whole number, not {bookmark[key]!r}.")
+    return bookmark
+
+
+def _parse_bookmark_time(name, key, value):
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise StateError(f"The state's bookmark {name}.{key} is {value!r}, not a timestamp.") from None
+
+
+def get_bookmark(state, stream):
+    """The stream's bookmark (a copy; reading never creates one)."""
+    return dict(state["bookmarks"].get(stream, {}))
+
+
+def get_export_cursor(state, stream, replication_key, unit, start_date):
+    """(time in the API's unit, id or None) to resume an incremental export from."""
+    bookmark = state["bookmarks"].get(stream, {})
+    if "cursor" in bookmark:
+        return tuple(bookmark["cursor"])
+    if bookmark.get(replication_key):
+        start = _parse_bookmark_time(stream, replication_key, bookmark[replication_key])
+    else:
+        start = start_date
+    return (int(start.timestamp()) if unit == "seconds" else to_epoch_micros(start), None)
+
+
+def set_export_cursor(state, stream, replication_key, unit, cursor, extra=None):
+    when = from_epoch_seconds(cursor[0]) if unit == "seconds" else from_epoch_micros(cursor[0])
+    bookmark = {replication_key: format_datetime(when), "cursor": [cursor[0], cursor[1]]}
+    bookmark.update(extra or {})
+    state["bookmarks"][stream] = bookmark
+
+
+def set_bookmark(state, stream, bookmark):
+    state["bookmarks"][stream] = dict(bookmark)
+
+
+def clear_bookmark(state, stream):
+    state["bookmarks"].pop(stream, None)
+
+
+def set_currently_syncing(state, stream):
+    state["currently_syncing"] = stream

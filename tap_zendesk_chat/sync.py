@@ -1,0 +1,197 @@
+"""The loop: SCHEMA → pages → records → STATE, in that order, per stream.
+
+A STATE is written only after every record it covers; a page's records are written together, then its STATE."""
+import datetime
+import time
+
+import singer
+
+from tap_zendesk_chat import state as states
+from tap_zendesk_chat.client import ForbiddenError, Interrupted, UnexpectedResponseError
+from tap_zendesk_chat.dates import format_datetime, from_epoch_micros, from_epoch_seconds, to_epoch_micros, \
+    to_epoch_seconds, utcnow
+from tap_zendesk_chat.report import StreamReport, log_summary
+from tap_zendesk_chat.streams import STREAMS, IncrementalExportStream, SinceIdStream
+from tap_zendesk_chat.transform import RecordPlan
+
+LOGGER = singer.get_logger()
+EXPORT_QUIET_SECONDS = 300  # the export refuses a start_time within 5 minutes of now
+
+
+class Sync:
+    """One sync run over the selected streams."""
+
+    def __init__(self, config, client, writer, state, selected, stop_event):
+        self.config = config
+        self.client = client
+        self.writer = writer
+        self.state = state
+        self.selected = selected
+        self.stop = stop_event
+        self.reports = []
+        self.now = utcnow()
+
+    def run(self):
+        try:
+            for group in self._ordered_groups():
+                states.set_currently_syncing(self.state, group[0].name)
+                self.writer.write_state(self.state)
+                self._sync_group(group)
+            states.set_currently_syncing(self.state, None)
+            self.writer.write_state(self.state)
+        except Interrupted:
+            self.writer.write_state(self.state)
+            self._close_reports("stopped")
+            raise
+        except Exception:
+            self.writer.flush()
+            self._close_reports("failed")
+            raise
+        finally:
+            log_summary(self.reports)
+
+    def _close_reports(self, status):
+        for report in self.reports:
+            if report.status == "running":
+                report.finish(status)
+
+    def _ordered_groups(self):
+        """Streams sharing an endpoint are one group (one walk); the interrupted group goes first."""
+        groups = {}
+        for selected in self.selected:
+            stream = STREAMS[selected.name]
+            key = stream.path if isinstance(stream, SinceIdStream) else stream.name
+            groups.setdefault(key, []).append(selected)
+        ordered = list(groups.values())
+        current = self.state.get("currently_syncing")
+        for index, group in enumerate(ordered):
+            if any(s.name == current for s in group):
+                LOGGER.info("Resuming with '%s', where the last run stopped", current)
+                ordered.insert(0, ordered.pop(index))
+                break
+        return ordered
+
+    def _check_stop(self):
+        if self.stop.is_set():
+            raise Interrupted()
+
+    def _begin(self, selected, detail):
+        stream = STREAMS[selected.name]
+        self.writer.write_schema(selected.name, selected.schema, stream.key_properties,
+                                 [stream.replication_key] if stream.replication_key else None)
+        report = StreamReport(selected.name, self.client)
+        self.reports.append(report)
+        report.start(detail)
+        return stream, report, RecordPlan(selected.schema, selected.deselected)
+
+    def _emit(self, name, stream, plan, records, version, report, bookmark=None):
+        keys = stream.key_properties
+        out = []
+        for record in records:
+            record = plan.apply(record)
+            for key in keys:
+                if record.get(key) is None:
+                    raise UnexpectedResponseError(f"{name}: the API sent a record without its key '{key}' "
+                                                  f"({str(record)[:120]}).")
+            out.append(record)
+        self.writer.write_records(name, out, version, format_datetime(utcnow()))
+        report.add(len(out), bookmark)
+
+    def _finish(self, plan, report, note=""):
+        if plan.bad_dates:
+            LOGGER.warning("%s: %d values that were not timestamps were set to null (first: %s)",
+                           report.name, plan.bad_dates, plan.bad_date_example)
+        report.finish("done", note)
+
+    # -- full-table streams: one GET, or an id-cursor walk shared by the streams of one endpoint ----------
+    def _sync_group(self, group):
+        stream = STREAMS[group[0].name]
+        if isinstance(stream, IncrementalExportStream):
+            return self._sync_export(group[0], stream)
+        members = []
+        for selected in group:
+            bookmark = states.get_bookmark(self.state, selected.name)
+            version = bookmark.get("version")
+            if version is None and self.config.activate_version:
+                version = int(time.time() * 1000)
+            since_id = bookmark.get("since_id", 0)
+            detail = "full table" + (f", resuming at id {since_id}" if since_id else "")
+            member_stream, report, plan = self._begin(selected, detail)
+            members.append([selected.name, member_stream, plan, report, version, since_id])
+        try:
+            if isinstance(stream, SinceIdStream):
+                start = min(m[5] for m in members)
+                pages = stream.iter_pages(self.client, self.config, start)
+            else:
+                pages = stream.iter_pages(self.client, self.config)
+            for page in pages:
+                for member in members:
+                    name, member_stream, plan, report, version, since_id = member
+                    records = page.records
+                    if isinstance(member_stream, SinceIdStream):
+                        records = [r for r in member_stream.select(records) if r["id"] >= since_id]
+                        if len(members) > 1:
+                            records = [dict(r) for r in records]
+                    self._emit(name, member_stream, plan, records, version, report)
+                    if page.cursor is not None:
+                        member[5] = max(since_id, page.cursor)
+                        progress = {"since_id": member[5]}
+                        if version is not None:
+                            progress["version"] = version
+                        states.set_bookmark(self.state, name, progress)
+                if page.cursor is not None:
+                    self.writer.write_state(self.state)
+                self._check_stop()
+        except ForbiddenError as exc:
+            if stream.name != "account":
+                raise
+            LOGGER.info("account: skipped; %s (Chat accounts inside Zendesk Support answer 403 here)", exc)
+            members[0][3].finish("skipped", "403")
+            return
+        for name, _stream, plan, report, version, _since in members:
+            if version is not None:
+                self.writer.write_activate_version(name, version)
+            states.clear_bookmark(self.state, name)
+            self._finish(plan, report)
+        self.writer.write_state(self.state)
+
+    # -- incremental exports -------------------------------------------------------------------------------
+    def _sync_export(self, selected, stream):
+        unit = stream.time_unit
+        full_table = selected.replication_method == "FULL_TABLE"
+        bookmark = states.get_bookmark(self.state, selected.name)
+        version = None
+        if full_table:
+            in_progress = bool(bookmark.get("full_table"))
+            version = bookmark.get("version") if in_progress else None
+            if version is None and self.config.activate_version:
+                version = int(time.time() * 1000)
+            if not in_progress:
+                states.clear_bookmark(self.state, selected.name)
+        cursor = states.get_export_cursor(self.state, selected.name, stream.replication_key, unit,
+                                          self.config.start_date)
+        stop_at = self._in_unit(unit, self.now - datetime.timedelta(seconds=EXPORT_QUIET_SECONDS))
+        when = format_datetime(from_epoch_seconds(cursor[0]) if unit == "seconds" else from_epoch_micros(cursor[0]))
+        stream, report, plan = self._begin(selected, ("full table" if full_table else "incremental")
+                                           + f" from {when}")
+        extra = {"full_table": True, **({"version": version} if version is not None else {})} if full_table else None
+        if cursor[0] >= stop_at:
+            LOGGER.info("%s: the bookmark %s is within 5 minutes of now; nothing to ask the API yet", selected.name,
+                        when)
+        for page in stream.iter_pages(self.client, self.config, cursor, stop_at):
+            self._emit(selected.name, stream, plan, page.records, version, report, when)
+            if page.records:
+                states.set_export_cursor(self.state, selected.name, stream.replication_key, unit, page.cursor, extra)
+                when = self.state["bookmarks"][selected.name][stream.replication_key]
+                self.writer.write_state(self.state)
+            self._check_stop()
+        if full_table:
+            if version is not None:
+                self.writer.write_activate_version(selected.name, version)
+            states.clear_bookmark(self.state, selected.name)
+            self.writer.write_state(self.state)
+        self._finish(plan, report, f"bookmark {when}")
+
+    @staticmethod
+    def _in_unit(unit, moment):
+        return to_epoch_seconds(moment) if unit == "seconds" else to_epoch_micros(moment)

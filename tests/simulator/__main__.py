@@ -1,0 +1,63 @@
+"""Run the simulator on its own: python -m tests.simulator --port 8765 --token demo-token ..."""
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from .dataset import Dataset
+from .server import Simulator
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m tests.simulator", description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default="sim-token")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chats", type=int, default=300)
+    parser.add_argument("--offline-msgs", type=int, default=60)
+    parser.add_argument("--agents", type=int, default=250)
+    parser.add_argument("--ip-bans", type=int, default=120)
+    parser.add_argument("--visitor-bans", type=int, default=80)
+    parser.add_argument("--timeline-entries", type=int, default=400)
+    parser.add_argument("--same-second-chats", type=int, default=0)
+    parser.add_argument("--integrated-account", action="store_true")
+    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
+    parser.add_argument("--token-ttl", type=float, default=None)
+    parser.add_argument("--client-id", default="sim-client")
+    parser.add_argument("--client-secret", default="sim-secret")
+    parser.add_argument("--refresh-token", default="sim-refresh")
+    parser.add_argument("--ready-file", default=None, help="written with the base URL once listening")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    dataset = Dataset.generate(seed=args.seed, chats=args.chats, offline_msgs=args.offline_msgs, agents=args.agents,
+                               ip_bans=args.ip_bans, visitor_bans=args.visitor_bans,
+                               timeline_entries=args.timeline_entries, same_second_chats=args.same_second_chats)
+    sim = Simulator(dataset, token=args.token, rate_limit_per_minute=args.rate_limit,
+                    integrated_account=args.integrated_account, token_ttl=args.token_ttl, client_id=args.client_id,
+                    client_secret=args.client_secret, refresh_token=args.refresh_token, port=args.port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sim.start()
+    print(sim.base_url, flush=True)
+    print(f"legacy API root {sim.legacy_base_url}, token URL {sim.token_url}", file=sys.stderr, flush=True)
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(sim.base_url + "\n")
+        os.replace(tmp, args.ready_file)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
