@@ -20,7 +20,7 @@ test: $(STAMP)
 
 ## The main job on the bundled local sandbox: simulator up, discovery, sync, summary.
 demo: $(STAMP)
-	$(BIN)/python -m demo
+	$(BIN)/python scripts/demo.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -35,13 +35,13 @@ def install_redaction(secrets):
 class StreamReport:
     """Counts for one stream: records, requests, retries, seconds; logs progress at most every few seconds."""
 
-    def __init__(self, name, client):
+    def __init__(self, name, client, counts_requests=True):
         self.name = name
+        self.counts_requests = counts_requests  # False for the 2nd+ streams of a shared walk
         self.client = client
         self.records = 0
         self.status = "running"
         self.note = ""
-        self._endpoints = set()
         self._start = time.monotonic()
         self._last_progress = self._start
         self._requests_before = sum(client.requests_by_endpoint.values())
@@ -64,8 +64,9 @@ class StreamReport:
     def finish(self, status="done", note=""):
         self.status, self.note = status, note
         self.seconds = time.monotonic() - self._start
-        self.requests = sum(self.client.requests_by_endpoint.values()) - self._requests_before
-        self.retries = sum(self.client.retries_by_endpoint.values()) - self._retries_before
+        if self.counts_requests:
+            self.requests = sum(self.client.requests_by_endpoint.values()) - self._requests_before
+            self.retries = sum(self.client.retries_by_endpoint.values()) - self._retries_before
         LOGGER.info("%s: %s, %d records, %d requests, %d retries, %.1f s%s", self.name, status, self.records,
                     self.requests, self.retries, self.seconds, f" ({note})" if note else "")
 

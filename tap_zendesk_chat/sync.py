@@ -75,11 +75,11 @@ class Sync:
         if self.stop.is_set():
             raise Interrupted()
 
-    def _begin(self, selected, detail):
+    def _begin(self, selected, detail, counts_requests=True):
         stream = STREAMS[selected.name]
         self.writer.write_schema(selected.name, selected.schema, stream.key_properties,
                                  [stream.replication_key] if stream.replication_key else None)
-        report = StreamReport(selected.name, self.client)
+        report = StreamReport(selected.name, self.client, counts_requests)
         self.reports.append(report)
         report.start(detail)
         return stream, report, RecordPlan(selected.schema, selected.deselected)
@@ -116,7 +116,7 @@ class Sync:
                 version = int(time.time() * 1000)
             since_id = bookmark.get("since_id", 0)
             detail = "full table" + (f", resuming at id {since_id}" if since_id else "")
-            member_stream, report, plan = self._begin(selected, detail)
+            member_stream, report, plan = self._begin(selected, detail, counts_requests=not members)
             members.append([selected.name, member_stream, plan, report, version, since_id])
         try:
             if isinstance(stream, SinceIdStream):

@@ -1,0 +1,3 @@
+from tap_zendesk_chat import main
+
+main()
