@@ -139,12 +139,13 @@ def iso_to_epoch(value):
 
 
 TEMPLATE_COUNT = 1024
-_MARK_RE = re.compile(r"@T\d+@")
-_HISTORY_MARK = "@HISTORY@"
-_HISTORY_JSON = '"@HISTORY@"'
-RATINGS = [None, None, None, "good", "bad"]
+_SLOT_RE = re.compile(r'"@([A-Z]+[0-9]*)@"')
+_SLOT_SECONDS, _SLOT_MICROS, _SLOT_ODD, _SLOT_VALUE = range(4)
 STARTED_BY = ["visitor", "visitor", "visitor", "agent", "trigger"]
-UNREAD = [False, False, True, 0, 1]
+UNREAD_JSON = ["false", "false", "true", "0", "1"]
+RATING_JSON = [("null", "null")] * 6 + [('"good"', "null"), ('"good"', '"Very helpful, thanks"'), ('"bad"', "null"),
+                                        ('"bad"', '"Took too long"')]
+TAGS_JSON = ["[]", "[]", "[]"] + [json.dumps(sorted({a, b}), separators=(",", ":")) for a in TAGS[:5] for b in TAGS[3:]]
 
 
 def _dumps(obj):
@@ -152,7 +153,13 @@ def _dumps(obj):
 
 
 class _ChatFactory:
-    """Builds realistic chat dicts; all randomness comes from the rng passed in."""
+    """Builds realistic chats; all randomness comes from the rng passed in.
+
+    "chat" chats are stamped out of TEMPLATE_COUNT pre-serialised conversations: a template is
+    the chat's JSON with quoted placeholders ("@T3@", "@ID@", ...) for its id, every timestamp
+    (kept as an offset from the chat's start) and the fields that vary per chat. Filling one in
+    is a string join, which is what lets 200,000 chats generate in seconds.
+    """
 
     def __init__(self, stamps, agents, departments, history_events):
         self.st = stamps
@@ -176,16 +183,11 @@ class _ChatFactory:
             "notes": "Returning customer" if r.random() < 0.1 else "",
         }
 
-    def _session(self, r, start, end, odd_dates):
+    def _session(self, r, session_id, stamp, begin, end, odd_dates):
         city, cc, country, region = r.choice(PLACES)
         browser, platform, ua = r.choice(BROWSERS)
-        if odd_dates:
-            start_date = self.st.iso(start)[:-1] + "+00:00Z"
-            end_date = self.st.iso(end)[:-1] + "+00:00Z"
-        else:
-            start_date, end_date = self.st.iso(start), self.st.iso(end)
         return {
-            "id": f"{self.st.yymm(start)}{r.randint(10, 28)}.{r.randint(1000000, 19999999)}.{''.join(r.choices(ALNUM, k=13))}",
+            "id": session_id,
             "browser": browser,
             "city": city,
             "country_code": cc,
@@ -194,20 +196,23 @@ class _ChatFactory:
             "ip": f"198.51.{r.randint(0, 255)}.{r.randint(1, 254)}",
             "platform": platform,
             "user_agent": ua,
-            "start_date": start_date,
-            "end_date": end_date,
+            "start_date": stamp(begin, odd_dates),
+            "end_date": stamp(end, odd_dates),
         }
 
-    def _webpath(self, r, start):
+    def _session_id(self, r, ts):
+        return f"{self.st.yymm(ts)}{r.randint(10, 28)}.{r.randint(1000000, 19999999)}.{''.join(r.choices(ALNUM, k=13))}"
+
+    def _webpath(self, r, stamp):
         items = []
-        t = start - r.randint(30, 900)
+        t = -r.randint(30, 900)
         for _ in range(r.randint(1, 4)):
             url, title = r.choice(PAGES)
             prev = items[-1]["to"] if items and isinstance(items[-1], dict) else ""
             if r.random() < 0.08:
                 items.append([prev or "https://www.example.org/", url])
             else:
-                items.append({"from": prev, "to": url, "title": title, "timestamp": self.st.iso(t)})
+                items.append({"from": prev, "to": url, "title": title, "timestamp": stamp(t)})
             t += r.randint(5, 240)
         return items
 
@@ -223,51 +228,36 @@ class _ChatFactory:
         return r.choice(self._templates)
 
     def _build_template(self, r):
-        """A conversation whose history is pre-serialised with timestamp placeholders."""
+        slots = {}
+
+        def stamp(offset_seconds, odd=False):
+            name = f"T{len(slots)}"
+            slots[name] = (_SLOT_ODD if odd else _SLOT_SECONDS, offset_seconds)
+            return f"@{name}@"
+
+        def stamp_us(offset_us):
+            name = f"T{len(slots)}"
+            slots[name] = (_SLOT_MICROS, offset_us)
+            return f"@{name}@"
+
         duration = r.randint(60, 1800)
         visitor = self._visitor(r)
         agents = r.sample(self.agents, 1 if r.random() < 0.8 else 2) if self.agents else []
         dept_id, dept_name = self._department(r)
-        events, counts, offsets = self._history(r, duration, visitor["name"], agents, dept_id)
-        parts = _MARK_RE.split(json.dumps(events, separators=(",", ":")))
-        return {"duration": duration, "visitor": visitor, "agents": agents, "dept": (dept_id, dept_name),
-                "counts": counts, "parts": parts, "offsets": offsets}
-
-    def make(self, r, chat_id, update_ts, offline=False, deleted=False, recent=False):
-        return json.loads(self.make_blob(r, chat_id, update_ts, offline, deleted, recent)[0])
-
-    def make_blob(self, r, chat_id, update_ts, offline=False, deleted=False, recent=False):
-        """Serialised chat plus (type, timestamp epoch, end_timestamp epoch or None)."""
-        delay = r.randint(0, 90) if recent or r.random() < 0.85 else r.randint(600, 3 * 86400)
-        end_ts = update_ts - delay
-        if offline:
-            chat = self._offline(r, chat_id, end_ts, update_ts, deleted)
-            return _dumps(chat), ("offline_msg", end_ts, None)
-        t = self._template(r)
-        duration = t["duration"]
-        start = end_ts - duration
-        agents = t["agents"]
-        dept_id, dept_name = t["dept"]
-        base = start * 1_000_000
-        iso_us = self.st.iso_us
-        pieces = [None] * (2 * len(t["offsets"]) + 1)
-        pieces[0::2] = t["parts"]
-        pieces[1::2] = [iso_us(base + off) for off in t["offsets"]]
         first_rt = r.randint(3, 120)
-        rating = r.choice(RATINGS)
         engine, terms = r.choice(SEARCH_ENGINES)
         chat = {
-            "id": chat_id,
+            "id": "@ID@",
             "type": "chat",
-            "timestamp": self.st.iso(start),
-            "end_timestamp": self.st.iso(end_ts),
-            "update_timestamp": self.st.iso(update_ts),
+            "timestamp": stamp(0),
+            "end_timestamp": stamp(duration),
+            "update_timestamp": "@UPDATE@",
             "duration": duration,
             "started_by": r.choice(STARTED_BY),
-            "visitor": t["visitor"],
-            "session": self._session(r, start - r.randint(0, 600), end_ts, r.random() < 0.02),
-            "webpath": self._webpath(r, start),
-            "count": t["counts"],
+            "visitor": visitor,
+            "session": self._session(r, "@SID@", stamp, -r.randint(0, 600), duration, r.random() < 0.02),
+            "webpath": self._webpath(r, stamp),
+            "count": None,
             "response_time": {"first": first_rt, "avg": round(r.uniform(first_rt, 200), 4), "max": r.randint(first_rt, 400)},
             "agent_names": [a["display_name"] for a in agents],
             "agent_ids": [str(a["id"]) for a in agents],
@@ -275,64 +265,44 @@ class _ChatFactory:
             "department_name": dept_name,
             "triggered": r.random() < 0.3,
             "triggered_response": r.random() < 0.1,
-            "unread": r.choice(UNREAD),
+            "unread": "@UNREAD@",
             "missed": r.random() < 0.05,
-            "history": _HISTORY_MARK,
+            "history": [],
             "conversions": [] if r.random() < 0.9 else [{
-                "id": f"{chat_id}.conv",
+                "id": "@CONV@",
                 "goal_id": 1,
                 "goal_name": "Checkout",
-                "timestamp": self.st.iso(end_ts),
+                "timestamp": stamp(duration),
                 "attribution": {"agent_id": agents[0]["id"] if agents else None,
                                 "agent_name": agents[0]["display_name"] if agents else None,
-                                "chat_timestamp": self.st.iso(start),
+                                "chat_timestamp": stamp(0),
                                 "department_id": dept_id, "department_name": dept_name},
             }],
-            "engagements": [self._engagement(r, chat_id, i, a, dept_id, start, duration) for i, a in enumerate(agents)],
-            "tags": r.sample(TAGS, r.randint(0, 3)),
-            "rating": rating,
-            "comment": "Very helpful, thanks" if rating == "good" and r.random() < 0.5 else None,
+            "engagements": [self._engagement(r, i, a, dept_id, duration, stamp) for i, a in enumerate(agents)],
+            "tags": "@TAGS@",
+            "rating": "@RATING@",
+            "comment": "@COMMENT@",
             "referrer_search_engine": engine,
             "referrer_search_terms": terms,
-            "zendesk_ticket_id": r.randint(10000, 999999) if r.random() < 0.3 else None,
-            "deleted": deleted,
+            "zendesk_ticket_id": "@TICKET@",
+            "deleted": "@DELETED@",
         }
+        chat["history"], chat["count"] = self._history(r, duration, visitor["name"], agents, dept_id, stamp_us)
         if r.random() < 0.25:
             chat["proactive"] = r.random() < 0.5  # a field no schema lists (reference §4.3)
-        text = json.dumps(chat, separators=(",", ":")).replace(_HISTORY_JSON, "".join(pieces), 1)
-        return text.encode(), ("chat", start, end_ts)
+        pieces = _SLOT_RE.split(json.dumps(chat, separators=(",", ":")))
+        plan = [slots.get(name, (_SLOT_VALUE, name)) for name in pieces[1::2]]
+        return {"duration": duration, "parts": pieces[0::2], "plan": plan}
 
-    def _offline(self, r, chat_id, ts, update_ts, deleted):
-        visitor = self._visitor(r)
-        if not visitor["email"]:
-            visitor["email"] = f"visitor{r.randint(1000, 99999)}@example.net"
-        dept_id, dept_name = self._department(r)
-        return {
-            "id": chat_id,
-            "type": "offline_msg",
-            "timestamp": self.st.iso(ts),
-            "update_timestamp": self.st.iso(update_ts),
-            "message": r.choice(OFFLINE_LINES),
-            "visitor": visitor,
-            "session": self._session(r, ts - r.randint(0, 600), ts, r.random() < 0.25),
-            "department_id": dept_id,
-            "department_name": dept_name,
-            "unread": r.choice([True, False, 1, 0]),
-            "webpath": self._webpath(r, ts),
-            "tags": r.sample(TAGS, r.randint(0, 2)),
-            "zendesk_ticket_id": r.randint(10000, 999999) if r.random() < 0.5 else None,
-            "deleted": deleted,
-        }
-
-    def _engagement(self, r, chat_id, i, agent, dept_id, start, duration):
+    def _engagement(self, r, i, agent, dept_id, duration, stamp):
         first_rt = r.randint(3, 90)
         return {
-            "id": f"{chat_id}.{i + 1}",
+            "id": f"@ENG{i + 1}@",
             "agent_id": str(agent["id"]),
             "agent_name": agent["display_name"],
             "agent_full_name": f"{agent['first_name']} {agent['last_name']}",
             "department_id": dept_id,
-            "timestamp": self.st.iso(start + i * 30),
+            "timestamp": stamp(i * 30),
             "duration": round(r.uniform(30, max(31, duration)), 6),
             "accepted": r.random() < 0.95,
             "assigned": r.random() < 0.5,
@@ -345,11 +315,85 @@ class _ChatFactory:
             "skills_fulfilled": r.random() < 0.9,
         }
 
-    def _history(self, r, duration, visitor_name, agents, dept_id):
-        """Events with placeholder timestamps '@T<i>@' and their offsets (microseconds from chat start)."""
+    def make(self, r, chat_id, update_ts, offline=False, deleted=False, recent=False):
+        return json.loads(self.make_blob(r, chat_id, update_ts, offline, deleted, recent)[0])
+
+    def make_blob(self, r, chat_id, update_ts, offline=False, deleted=False, recent=False):
+        """Serialised chat plus (type, timestamp epoch, end_timestamp epoch or None)."""
+        delay = r.randint(0, 90) if recent or r.random() < 0.85 else r.randint(600, 3 * 86400)
+        end_ts = update_ts - delay
+        if offline:
+            chat = self._offline(r, chat_id, end_ts, update_ts, deleted)
+            return _dumps(chat), ("offline_msg", end_ts, None)
+        t = self._template(r)
+        start = end_ts - t["duration"]
+        base_us = start * 1_000_000
+        st = self.st
+        rating, comment = r.choice(RATING_JSON)
+        quoted_id = f'"{chat_id}"'
+        values = {
+            "ID": quoted_id,
+            "UPDATE": f'"{st.iso(update_ts)}"',
+            "SID": f'"{self._session_id(r, start)}"',
+            "UNREAD": r.choice(UNREAD_JSON),
+            "TAGS": r.choice(TAGS_JSON),
+            "RATING": rating,
+            "COMMENT": comment,
+            "TICKET": str(r.randint(10000, 999999)) if r.random() < 0.3 else "null",
+            "DELETED": "true" if deleted else "false",
+            "CONV": f'"{chat_id}.conv"',
+            "ENG1": f'"{chat_id}.1"',
+            "ENG2": f'"{chat_id}.2"',
+        }
+        iso, iso_us = st.iso, st.iso_us
+        fills = []
+        for kind, arg in t["plan"]:
+            if kind == _SLOT_MICROS:
+                fills.append(f'"{iso_us(base_us + arg)}"')
+            elif kind == _SLOT_SECONDS:
+                fills.append(f'"{iso(start + arg)}"')
+            elif kind == _SLOT_ODD:
+                fills.append(f'"{iso(start + arg)[:-1]}+00:00Z"')
+            else:
+                fills.append(values[arg])
+        pieces = [None] * (2 * len(fills) + 1)
+        pieces[0::2] = t["parts"]
+        pieces[1::2] = fills
+        return "".join(pieces).encode(), ("chat", start, end_ts)
+
+    def _offline(self, r, chat_id, ts, update_ts, deleted):
+        visitor = self._visitor(r)
+        if not visitor["email"]:
+            visitor["email"] = f"visitor{r.randint(1000, 99999)}@example.net"
+        dept_id, dept_name = self._department(r)
+        iso = self.st.iso
+
+        def stamp(offset, odd=False):
+            text = iso(ts + offset)
+            return text[:-1] + "+00:00Z" if odd else text
+
+        return {
+            "id": chat_id,
+            "type": "offline_msg",
+            "timestamp": iso(ts),
+            "update_timestamp": iso(update_ts),
+            "message": r.choice(OFFLINE_LINES),
+            "visitor": visitor,
+            "session": self._session(r, self._session_id(r, ts), stamp, -r.randint(0, 600), 0, r.random() < 0.25),
+            "department_id": dept_id,
+            "department_name": dept_name,
+            "unread": r.choice([True, False, 1, 0]),
+            "webpath": self._webpath(r, stamp),
+            "tags": r.sample(TAGS, r.randint(0, 2)),
+            "zendesk_ticket_id": r.randint(10000, 999999) if r.random() < 0.5 else None,
+            "deleted": deleted,
+        }
+
+    def _history(self, r, duration, visitor_name, agents, dept_id, stamp_us):
+        """History events (timestamps from stamp_us(offset from start)) and the chat's message counts."""
         target = self.history_events
         if target <= 0:
-            return [], {"agent": 0, "total": 0, "visitor": 0}, []
+            return [], {"agent": 0, "total": 0, "visitor": 0}
         n = max(4, target + r.randint(-(target // 5), target // 5))
         offsets = sorted(r.randrange(max(1, duration * 1_000_000)) for _ in range(n))
         msg_base = r.randint(1_600_000_000_000, 1_700_000_000_000)
@@ -359,7 +403,7 @@ class _ChatFactory:
         n_agent = n_visitor = 0
         events = []
         for i, off in enumerate(offsets):
-            ts = f"@T{i}@"
+            ts = stamp_us(off)
             if i == 0:
                 ev = {"name": visitor_name, "nick": "visitor", "channel": "#", "type": "chat.memberjoin", "timestamp": ts}
             elif i == n - 1:
@@ -407,7 +451,7 @@ class _ChatFactory:
                           "timestamp": ts, "department_id": r.choice([dept["id"], str(dept["id"])]),
                           "department_name": dept["name"], "msg": f"Chat transferred to {dept['name']}"}
             events.append(ev)
-        return events, {"agent": n_agent, "total": n_agent + n_visitor, "visitor": n_visitor}, offsets
+        return events, {"agent": n_agent, "total": n_agent + n_visitor, "visitor": n_visitor}
 
 
 class Dataset:
