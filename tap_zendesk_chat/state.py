@@ -116,15 +116,35 @@ def get_export_cursor(state, stream, replication_key, unit, start_date):
     return (int(start.timestamp()) if unit == "seconds" else to_epoch_micros(start), None)
 
 
-def set_export_cursor(state, stream, replication_key, unit, cursor, extra=None):
+def set_export_cursor(state, stream, replication_key, unit, cursor, full_table_version=None, full_table=False):
+    """Record the export cursor; a FULL_TABLE re-read of an export also keeps its flag and version."""
     when = from_epoch_seconds(cursor[0]) if unit == "seconds" else from_epoch_micros(cursor[0])
     bookmark = {replication_key: format_datetime(when), "cursor": [cursor[0], cursor[1]]}
-    bookmark.update(extra or {})
+    if full_table:
+        bookmark["full_table"] = True
+        if full_table_version is not None:
+            bookmark["version"] = full_table_version
+    state["bookmarks"][stream] = bookmark
+    return bookmark[replication_key]
+
+
+def get_full_table_progress(state, stream):
+    """(version, since_id) of a full-table sync under way, or (None, 0) when none is."""
+    bookmark = state["bookmarks"].get(stream, {})
+    return bookmark.get("version"), bookmark.get("since_id", 0)
+
+
+def set_full_table_progress(state, stream, version, since_id=None):
+    bookmark = {}
+    if version is not None:
+        bookmark["version"] = version
+    if since_id is not None:
+        bookmark["since_id"] = since_id
     state["bookmarks"][stream] = bookmark
 
 
-def set_bookmark(state, stream, bookmark):
-    state["bookmarks"][stream] = dict(bookmark)
+def is_full_table_export_in_progress(state, stream):
+    return bool(state["bookmarks"].get(stream, {}).get("full_table"))
 
 
 def clear_bookmark(state, stream):

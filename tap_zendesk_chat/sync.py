@@ -1,6 +1,7 @@
 """The loop: SCHEMA → pages → records → STATE, in that order, per stream.
 
 A STATE is written only after every record it covers; a page's records are written together, then its STATE."""
+import dataclasses
 import datetime
 import time
 
@@ -16,6 +17,17 @@ from tap_zendesk_chat.transform import RecordPlan
 
 LOGGER = singer.get_logger()
 EXPORT_QUIET_SECONDS = 300  # the export refuses a start_time within 5 minutes of now
+
+
+@dataclasses.dataclass
+class _Member:
+    """One stream of a full-table group, with where it stands."""
+    name: str
+    version: int | None
+    since_id: int
+    stream: object
+    report: StreamReport
+    plan: RecordPlan
 
 
 class Sync:
@@ -110,35 +122,28 @@ class Sync:
             return self._sync_export(group[0], stream)
         members = []
         for selected in group:
-            bookmark = states.get_bookmark(self.state, selected.name)
-            version = bookmark.get("version")
+            version, since_id = states.get_full_table_progress(self.state, selected.name)
             if version is None and self.config.activate_version:
                 version = int(time.time() * 1000)
-            since_id = bookmark.get("since_id", 0)
             detail = "full table" + (f", resuming at id {since_id}" if since_id else "")
-            member_stream, report, plan = self._begin(selected, detail, counts_requests=not members)
-            members.append([selected.name, member_stream, plan, report, version, since_id])
+            members.append(_Member(selected.name, version, since_id,
+                                   *self._begin(selected, detail, counts_requests=not members)))
         try:
             if isinstance(stream, SinceIdStream):
-                start = min(m[5] for m in members)
-                pages = stream.iter_pages(self.client, self.config, start)
+                pages = stream.iter_pages(self.client, self.config, min(m.since_id for m in members))
             else:
                 pages = stream.iter_pages(self.client, self.config)
             for page in pages:
                 for member in members:
-                    name, member_stream, plan, report, version, since_id = member
                     records = page.records
-                    if isinstance(member_stream, SinceIdStream):
-                        records = [r for r in member_stream.select(records) if r["id"] >= since_id]
-                        if len(members) > 1:
+                    if isinstance(member.stream, SinceIdStream):
+                        records = [r for r in member.stream.select(records) if r["id"] >= member.since_id]
+                        if len(members) > 1:  # the transform works in place; each stream gets its own dicts
                             records = [dict(r) for r in records]
-                    self._emit(name, member_stream, plan, records, version, report)
+                    self._emit(member.name, member.stream, member.plan, records, member.version, member.report)
                     if page.cursor is not None:
-                        member[5] = max(since_id, page.cursor)
-                        progress = {"since_id": member[5]}
-                        if version is not None:
-                            progress["version"] = version
-                        states.set_bookmark(self.state, name, progress)
+                        member.since_id = max(member.since_id, page.cursor)
+                        states.set_full_table_progress(self.state, member.name, member.version, member.since_id)
                 if page.cursor is not None:
                     self.writer.write_state(self.state)
                 self._check_stop()
@@ -146,24 +151,23 @@ class Sync:
             if stream.name != "account":
                 raise
             LOGGER.info("account: skipped; %s (Chat accounts inside Zendesk Support answer 403 here)", exc)
-            members[0][3].finish("skipped", "403")
+            members[0].report.finish("skipped", "403")
             return
-        for name, _stream, plan, report, version, _since in members:
-            if version is not None:
-                self.writer.write_activate_version(name, version)
-            states.clear_bookmark(self.state, name)
-            self._finish(plan, report)
+        for member in members:
+            if member.version is not None:
+                self.writer.write_activate_version(member.name, member.version)
+            states.clear_bookmark(self.state, member.name)
+            self._finish(member.plan, member.report)
         self.writer.write_state(self.state)
 
     # -- incremental exports -------------------------------------------------------------------------------
     def _sync_export(self, selected, stream):
         unit = stream.time_unit
         full_table = selected.replication_method == "FULL_TABLE"
-        bookmark = states.get_bookmark(self.state, selected.name)
         version = None
         if full_table:
-            in_progress = bool(bookmark.get("full_table"))
-            version = bookmark.get("version") if in_progress else None
+            in_progress = states.is_full_table_export_in_progress(self.state, selected.name)
+            version = states.get_full_table_progress(self.state, selected.name)[0] if in_progress else None
             if version is None and self.config.activate_version:
                 version = int(time.time() * 1000)
             if not in_progress:
@@ -174,15 +178,14 @@ class Sync:
         when = format_datetime(from_epoch_seconds(cursor[0]) if unit == "seconds" else from_epoch_micros(cursor[0]))
         stream, report, plan = self._begin(selected, ("full table" if full_table else "incremental")
                                            + f" from {when}")
-        extra = {"full_table": True, **({"version": version} if version is not None else {})} if full_table else None
         if cursor[0] >= stop_at:
             LOGGER.info("%s: the bookmark %s is within 5 minutes of now; nothing to ask the API yet", selected.name,
                         when)
         for page in stream.iter_pages(self.client, self.config, cursor, stop_at):
             self._emit(selected.name, stream, plan, page.records, version, report, when)
             if page.records:
-                states.set_export_cursor(self.state, selected.name, stream.replication_key, unit, page.cursor, extra)
-                when = self.state["bookmarks"][selected.name][stream.replication_key]
+                when = states.set_export_cursor(self.state, selected.name, stream.replication_key, unit, page.cursor,
+                                                version, full_table)
                 self.writer.write_state(self.state)
             self._check_stop()
         if full_table:
