@@ -118,6 +118,13 @@ class _Stamps:
     def yymm(self, ts):
         return self._day(ts // 86400)[1]
 
+    def day_prefix(self, day):
+        return self._day(day)[0]
+
+    @property
+    def hms(self):
+        return self._hms
+
 
 def _to_epoch(value):
     if value is None:
@@ -161,7 +168,8 @@ class _ChatFactory:
     is a string join, which is what lets 200,000 chats generate in seconds.
     """
 
-    def __init__(self, stamps, agents, departments, history_events):
+    def __init__(self, stamps, agents, departments, history_events, template_count=TEMPLATE_COUNT):
+        self.template_count = template_count
         self.st = stamps
         self.agents = agents
         self.departments = departments
@@ -224,10 +232,10 @@ class _ChatFactory:
 
     def _template(self, r):
         if not self._templates:
-            self._templates = [self._build_template(r) for _ in range(TEMPLATE_COUNT)]
+            self._templates = [self._build_template(r, i) for i in range(self.template_count)]
         return r.choice(self._templates)
 
-    def _build_template(self, r):
+    def _build_template(self, r, index):
         slots = {}
 
         def stamp(offset_seconds, odd=False):
@@ -242,7 +250,7 @@ class _ChatFactory:
 
         duration = r.randint(60, 1800)
         visitor = self._visitor(r)
-        agents = r.sample(self.agents, 1 if r.random() < 0.8 else 2) if self.agents else []
+        agents = r.sample(self.agents, min(len(self.agents), 1 if r.random() < 0.8 else 2)) if self.agents else []
         dept_id, dept_name = self._department(r)
         first_rt = r.randint(3, 120)
         engine, terms = r.choice(SEARCH_ENGINES)
@@ -255,7 +263,7 @@ class _ChatFactory:
             "duration": duration,
             "started_by": r.choice(STARTED_BY),
             "visitor": visitor,
-            "session": self._session(r, "@SID@", stamp, -r.randint(0, 600), duration, r.random() < 0.02),
+            "session": self._session(r, "@SID@", stamp, -r.randint(0, 600), duration, index % 41 == 3),
             "webpath": self._webpath(r, stamp),
             "count": None,
             "response_time": {"first": first_rt, "avg": round(r.uniform(first_rt, 200), 4), "max": r.randint(first_rt, 400)},
@@ -346,16 +354,27 @@ class _ChatFactory:
             "ENG2": f'"{chat_id}.2"',
         }
         iso, iso_us = st.iso, st.iso_us
+        # most stamps fall on the chat's start day: format those inline, the rest through iso/iso_us
+        day = start // 86400
+        prefix = '"' + st.day_prefix(day)
+        day_us = day * 86_400_000_000
+        hms = st.hms
         fills = []
+        append = fills.append
         for kind, arg in t["plan"]:
             if kind == _SLOT_MICROS:
-                fills.append(f'"{iso_us(base_us + arg)}"')
+                rel = base_us + arg - day_us
+                if 0 <= rel < 86_400_000_000:
+                    secs, frac = divmod(rel, 1_000_000)
+                    append(f'{prefix}{hms[secs]}.{frac:06d}Z"')
+                else:
+                    append(f'"{iso_us(base_us + arg)}"')
             elif kind == _SLOT_SECONDS:
-                fills.append(f'"{iso(start + arg)}"')
+                append(f'"{iso(start + arg)}"')
             elif kind == _SLOT_ODD:
-                fills.append(f'"{iso(start + arg)[:-1]}+00:00Z"')
+                append(f'"{iso(start + arg)[:-1]}+00:00Z"')
             else:
-                fills.append(values[arg])
+                append(values[arg])
         pieces = [None] * (2 * len(fills) + 1)
         pieces[0::2] = t["parts"]
         pieces[1::2] = fills
@@ -482,6 +501,7 @@ class Dataset:
         self._timeline_blobs = []
         self._version = 0
         self._chats_cache = (None, None)
+        self._live_sorted = (None, None)
         self._max_ts = 0
         self._stamps = _Stamps()
         self._factory = None
@@ -526,7 +546,8 @@ class Dataset:
             "auto_accept": {"enabled": False},
         }
         ds._generate_bans(r, ip_bans, visitor_bans, start)
-        ds._factory = _ChatFactory(st, ds.agents, ds.departments, history_events)
+        templates = min(TEMPLATE_COUNT, max(32, (chats + same_second_chats) // 4))
+        ds._factory = _ChatFactory(st, ds.agents, ds.departments, history_events, templates)
         ds._generate_chats(r, chats, offline_msgs, start, same_second_chats)
         ds._generate_timeline(r, timeline_entries, start)
         return ds
@@ -855,8 +876,16 @@ class Dataset:
         hits.sort()
         return [cid for _, cid in hits]
 
+    def has_chat(self, chat_id):
+        return chat_id in self._blobs
+
+    def chat_id_at(self, index):
+        """The id at `index` in export order, or None when there are fewer chats."""
+        return self._keys[index][1] if -len(self._keys) <= index < len(self._keys) else None
+
     def sorted_live_ids(self):
-        version, ids = getattr(self, "_live_sorted", (None, None))
+        """Ids of chats not deleted, sorted by id (the order of the old /chats listing)."""
+        version, ids = self._live_sorted
         if version != self._version:
             ids = sorted(cid for cid in self._blobs if cid not in self._deleted)
             self._live_sorted = (self._version, ids)
