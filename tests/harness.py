@@ -112,16 +112,25 @@ def run_tap(config, catalog=None, state=None, args=(), timeout=300, parse=True):
 
 
 def start_tap(config, catalog=None, state=None, args=()):
-    """Start the tap without waiting; stdout is a pipe of bytes (read it line by line)."""
-    return subprocess.Popen(tap_command(config, catalog, state, args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT)
+    """Start the tap without waiting; stdout is a pipe of bytes (read it with proc.stdout.readline()).
+
+    stderr goes to a file, so a chatty tap never blocks on a full pipe while the test reads stdout."""
+    stderr = tempfile.TemporaryFile()
+    proc = subprocess.Popen(tap_command(config, catalog, state, args), stdout=subprocess.PIPE, stderr=stderr,
+                            cwd=ROOT)
+    proc.stderr_file = stderr
+    return proc
 
 
 def finish_tap(proc, stdout_lines=(), timeout=120):
     """Collect what a started tap wrote (after it ended or was killed), as a TapResult."""
-    rest, err = proc.communicate(timeout=timeout)
+    # Read through the buffered reader: readline() may hold bytes that a raw read of the pipe would skip.
+    rest = proc.stdout.read()
+    proc.wait(timeout=timeout)
+    proc.stderr_file.seek(0)
+    stderr = proc.stderr_file.read().decode()
+    proc.stderr_file.close()
     stdout = "".join(line.decode() for line in stdout_lines) + rest.decode()
-    stderr = err.decode()
     _keep(stdout, stderr)
     # A SIGKILL can cut the last line: what a target would have read is the complete lines.
     complete = stdout if stdout.endswith("\n") else stdout[: stdout.rfind("\n") + 1]
