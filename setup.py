@@ -16,6 +16,7 @@ setup(
         "requests==2.34.2",
         "backoff==2.2.1",
         "pendulum==3.3.0",
+        "orjson==3.13.0",
     ],
     extras_require={
         "test": [

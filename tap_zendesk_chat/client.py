@@ -2,7 +2,6 @@
 import collections
 import dataclasses
 import email.utils
-import json
 import threading
 import time
 import urllib.parse
@@ -11,6 +10,8 @@ import backoff
 import requests
 import singer
 from singer import metrics
+
+from tap_zendesk_chat import fastjson
 
 LOGGER = singer.get_logger()
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
@@ -151,10 +152,23 @@ class Client:
             data.update(grant_type="refresh_token", refresh_token=cfg.refresh_token)
         else:
             data["grant_type"] = "client_credentials"
-        try:
-            response = self.session.post(cfg.token_url, data=data, timeout=cfg.request_timeout, allow_redirects=False)
-        except requests.RequestException as exc:
-            raise AuthError(f"Could not reach the OAuth token endpoint {cfg.token_url}: {type(exc).__name__}.") from None
+        # A token endpoint that is down for a moment must not end a run that only needed a renewal.
+        delays = backoff.expo(base=2, factor=1, max_value=min(MAX_BACKOFF, cfg.max_retry_wait))
+        next(delays)
+        for attempt in range(1, cfg.max_retries + 2):
+            try:
+                response = self.session.post(cfg.token_url, data=data, timeout=cfg.request_timeout,
+                                             allow_redirects=False)
+                failure = f"HTTP {response.status_code}" if response.status_code in RETRYABLE_STATUS | {429} else None
+            except requests.RequestException as exc:
+                response, failure = None, type(exc).__name__
+            if failure is None or attempt > cfg.max_retries:
+                break
+            wait = next(delays)
+            LOGGER.warning("OAuth token endpoint: %s; retry %d of %d in %.1f s", failure, attempt, cfg.max_retries, wait)
+            self.sleep(wait)
+        if response is None:
+            raise AuthError(f"Could not reach the OAuth token endpoint {cfg.token_url}: {failure}.")
         body = {}
         try:
             body = response.json()
@@ -222,7 +236,7 @@ class Client:
             timer.tags[metrics.Tag.http_status_code] = status
             if status == 200:
                 try:
-                    return json.loads(response.content)
+                    return fastjson.loads(response.content)
                 except ValueError:
                     kind = response.headers.get("Content-Type", "unknown type").split(";")[0]
                     raise _Retry(f"a 200 response that is not valid JSON ({kind}, {len(response.content)} bytes)") from None

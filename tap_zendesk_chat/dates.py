@@ -6,8 +6,13 @@ import pendulum
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-# Already in the form we emit: nothing to do on the hot path.
+# Already in the form we emit. The first pattern is the hot path: days up to 28 exist in every month,
+# so a match needs no calendar check; later days go through the full check.
+CANONICAL_FAST = re.compile(
+    r"[1-9]\d{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?Z\Z")
 _CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z\Z")
+# The tolerant fallback parser fills missing parts from today ("now", "12:00"): a year must be there.
+_HAS_YEAR = re.compile(r"\d{4}")
 # "2017-04-24T12:43:37+00:00Z": an offset *and* a Z, seen in real offline messages.
 _OFFSET_AND_Z = re.compile(r"([+-]\d\d:?\d\d)Z\Z")
 
@@ -25,6 +30,8 @@ def parse_datetime(value):
         try:
             parsed = dt.datetime.fromisoformat(text)
         except ValueError:
+            if not _HAS_YEAR.search(text):
+                raise ValueError(f"not a timestamp: {value!r}") from None
             try:
                 parsed = pendulum.parse(text, strict=False)
             except Exception as exc:  # pendulum raises its own ParserError and others
@@ -33,7 +40,10 @@ def parse_datetime(value):
                 raise ValueError(f"not a timestamp: {value!r}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
+        raise ValueError(f"not a timestamp in range: {value!r}") from None
     # A plain datetime, whatever the parser returned (pendulum gives a subclass).
     return dt.datetime(parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute,
                        parsed.second, parsed.microsecond, tzinfo=UTC)
@@ -42,7 +52,7 @@ def parse_datetime(value):
 def format_datetime(value):
     """Format an aware datetime as ISO-8601 UTC with a Z (microseconds only when present)."""
     value = value.astimezone(UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S")  # strftime's %Y drops zero padding
     if value.microsecond:
         text += f".{value.microsecond:06d}"
     return text + "Z"
@@ -50,7 +60,10 @@ def format_datetime(value):
 
 def normalize_datetime(value):
     """Return `value` as ISO-8601 UTC with Z; raises ValueError if it is not a timestamp."""
+    if isinstance(value, str) and CANONICAL_FAST.match(value):
+        return value
     if isinstance(value, str) and _CANONICAL.match(value):
+        dt.datetime.fromisoformat(value[:19])  # the shape alone lets 2024-02-30 through; raises ValueError
         return value
     return format_datetime(parse_datetime(value))
 

@@ -1,43 +1,57 @@
 """Singer messages to stdout, buffered: records go out in one write per page, flushed at each STATE."""
-import json
+import io
+import os
 import sys
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+from tap_zendesk_chat.fastjson import dumps
 
 
 class MessageWriter:
     """Writes SCHEMA, RECORD, STATE and ACTIVATE_VERSION lines. Nothing reaches stdout before a flush."""
 
     def __init__(self, out=None):
-        self._out = out or sys.stdout
+        if out is None:
+            sys.stdout.flush()
+            # Our own large buffer on fd 1: a page of records is written without joining copies of it.
+            out = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
+        self._out = out
+        self._text = isinstance(self._out, io.TextIOBase)
         self._buffer = []
 
     def write_schema(self, stream, schema, key_properties, bookmark_properties=None):
         message = {"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": list(key_properties)}
         if bookmark_properties:
             message["bookmark_properties"] = list(bookmark_properties)
-        self._buffer.append(_dumps(message) + "\n")
+        self._buffer.append(dumps(message) + b"\n")
 
     def write_records(self, stream, records, version=None, time_extracted=None):
         """The hot path: the envelope is serialised once per page, each record once."""
-        head = '{"type":"RECORD","stream":' + _dumps(stream) + ',"record":'
-        tail = ""
+        head = b'{"type":"RECORD","stream":' + dumps(stream) + b',"record":'
+        tail = b""
         if version is not None:
-            tail += ',"version":' + str(int(version))
+            tail += b',"version":' + str(int(version)).encode()
         if time_extracted is not None:
-            tail += ',"time_extracted":' + _dumps(time_extracted)
-        tail += "}\n"
-        self._buffer.append("".join([head + _dumps(record) + tail for record in records]))
+            tail += b',"time_extracted":' + dumps(time_extracted)
+        tail += b"}\n"
+        self._buffer += [head + dumps(record) + tail for record in records]
 
     def write_activate_version(self, stream, version):
-        self._buffer.append(_dumps({"type": "ACTIVATE_VERSION", "stream": stream, "version": int(version)}) + "\n")
+        self._buffer.append(dumps({"type": "ACTIVATE_VERSION", "stream": stream, "version": int(version)}) + b"\n")
 
     def write_state(self, value):
-        self._buffer.append(_dumps({"type": "STATE", "value": value}) + "\n")
+        self._buffer.append(dumps({"type": "STATE", "value": value}) + b"\n")
         self.flush()
 
     def flush(self):
         if self._buffer:
-            self._out.write("".join(self._buffer))
+            data = b"".join(self._buffer)
             self._buffer.clear()
+            if self._text:
+                self._out.write(data.decode())
+            else:
+                # A signal (SIGTERM while the target reads slowly) makes BufferedWriter.write return
+                # short on a blocked pipe; the rest must still go out, or a page is cut mid-record.
+                view = memoryview(data)
+                while view:
+                    view = view[self._out.write(view):]
         self._out.flush()

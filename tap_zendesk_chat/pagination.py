@@ -95,10 +95,14 @@ def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_a
                 new_cursor = (end_time, end_id)
         else:
             new_cursor = cursor
+        # Records kept after the filter are all past the cursor, so a page with any moves it forward;
+        # a full page with none would be asked for again and again.
+        advanced = bool(records)
         yield Page(records, new_cursor)
+        body = items = records = None  # let the emitted page go before the next is fetched
         if count < limit:
             return
-        if new_cursor <= cursor if cursor[1] is not None else new_cursor[0] < cursor[0]:
+        if not advanced:
             raise UnexpectedResponseError(f"{what}: a full page did not move the cursor past {cursor}; "
                                           "stopping rather than read the same page forever.")
         cursor = new_cursor

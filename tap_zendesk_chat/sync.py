@@ -183,7 +183,8 @@ class Sync:
                         when)
         for page in stream.iter_pages(self.client, self.config, cursor, stop_at):
             self._emit(selected.name, stream, plan, page.records, version, report, when)
-            if page.records:
+            emitted, page.records = bool(page.records), None  # one page in memory at a time
+            if emitted:
                 when = states.set_export_cursor(self.state, selected.name, stream.replication_key, unit, page.cursor,
                                                 version, full_table)
                 self.writer.write_state(self.state)

@@ -1,12 +1,30 @@
 """Per-record work, compiled once per stream from its schema: drop deselected fields, normalise dates.
 
-Fields the schema does not list are kept (the API adds fields; closed schemas lost them for years)."""
-from tap_zendesk_chat.dates import normalize_datetime
+The plan is generated as straight-line Python (one function per stream, no per-field calls) because it
+runs for every record: a chat carries some 25 timestamps. Fields the schema does not list are kept."""
+from tap_zendesk_chat.dates import CANONICAL_FAST, normalize_datetime
 
 
 def _types(schema):
     kind = schema.get("type", [])
     return {kind} if isinstance(kind, str) else set(kind)
+
+
+def _is_date(schema):
+    return isinstance(schema, dict) and schema.get("format") == "date-time" and "string" in _types(schema)
+
+
+def _has_dates(schema):
+    if not isinstance(schema, dict):
+        return False
+    if _is_date(schema):
+        return True
+    types = _types(schema)
+    if "object" in types and isinstance(schema.get("properties"), dict):
+        return any(_has_dates(s) for s in schema["properties"].values())
+    if "array" in types and isinstance(schema.get("items"), dict):
+        return _has_dates(schema["items"])
+    return False
 
 
 class RecordPlan:
@@ -16,72 +34,48 @@ class RecordPlan:
         self.deselected = tuple(deselected)
         self.bad_dates = 0
         self.bad_date_example = None
-        self._normalize = self._compile(schema, "")
-
-    def apply(self, record):
-        """Transform one record in place and return it."""
+        lines = ["def apply(record):"]
         for field in self.deselected:
-            record.pop(field, None)
-        if self._normalize is not None:
-            self._normalize(record)
-        return record
+            lines.append(f"    record.pop({field!r}, None)")
+        self._paths = []
+        self._emit_object(schema.get("properties", {}) if isinstance(schema, dict) else {}, "record", "", 1, lines)
+        lines.append("    return record")
+        scope = {"_canonical": CANONICAL_FAST.match, "_fix": self._fix, "dict": dict, "list": list, "str": str}
+        exec("\n".join(lines), scope)  # noqa: S102 - source built above from the schema's field names only
+        self.apply = scope["apply"]
+        self.source = "\n".join(lines)
 
-    def _bad_date(self, path, value):
-        self.bad_dates += 1
-        if self.bad_date_example is None:
-            self.bad_date_example = f"{path}={str(value)[:60]!r}"
-
-    def _compile(self, schema, path):
-        """A function that normalises the dates inside a value of `schema`, or None when there are none.
-
-        Timestamps are normalised where they are object properties (the only place the API puts them)."""
-        if not isinstance(schema, dict):
-            return None
-        types = _types(schema)
-        if "object" in types and isinstance(schema.get("properties"), dict):
-            return self._object_fixer(schema["properties"], path)
-        if "array" in types and isinstance(schema.get("items"), dict):
-            inner = self._compile(schema["items"], path + "[]")
-            if inner is not None:
-                return _list_fixer(inner)
-        return None
-
-    def _object_fixer(self, properties, path):
-        dates, nested = [], []
+    def _emit_object(self, properties, var, path, depth, lines):
+        pad = "    " * depth
         for key, sub in properties.items():
-            if isinstance(sub, dict) and sub.get("format") == "date-time" and "string" in _types(sub):
-                dates.append(key)
-            else:
-                fix = self._compile(sub, f"{path}.{key}" if path else key)
-                if fix is not None:
-                    nested.append((key, fix))
-        if not dates and not nested:
+            where = f"{path}.{key}" if path else key
+            if _is_date(sub):
+                self._paths.append(where)
+                index = len(self._paths) - 1
+                lines += [f"{pad}v = {var}.get({key!r})",
+                          f"{pad}if v is not None and (v.__class__ is not str or _canonical(v) is None):",
+                          f"{pad}    {var}[{key!r}] = _fix(v, {index})"]
+            elif not _has_dates(sub):
+                continue
+            elif "object" in _types(sub) and isinstance(sub.get("properties"), dict):
+                inner = f"o{depth}"
+                lines += [f"{pad}{inner} = {var}.get({key!r})", f"{pad}if {inner}.__class__ is dict:"]
+                self._emit_object(sub["properties"], inner, where, depth + 1, lines)
+            elif "array" in _types(sub) and isinstance(sub.get("items"), dict) and \
+                    isinstance(sub["items"].get("properties"), dict):
+                items, inner = f"a{depth}", f"o{depth}"
+                lines += [f"{pad}{items} = {var}.get({key!r})",
+                          f"{pad}if {items}.__class__ is list:",
+                          f"{pad}    for {inner} in {items}:",
+                          f"{pad}        if {inner}.__class__ is dict:"]
+                self._emit_object(sub["items"]["properties"], inner, where + "[]", depth + 3, lines)
+
+    def _fix(self, value, index):
+        """A timestamp not already in our form: normalise it, or null it (counted) when it is not one."""
+        try:
+            return normalize_datetime(value)
+        except ValueError:
+            self.bad_dates += 1
+            if self.bad_date_example is None:
+                self.bad_date_example = f"{self._paths[index]}={str(value)[:60]!r}"
             return None
-        dates = tuple(dates)
-        nested = tuple(nested)
-        bad = self._bad_date
-
-        def fix_object(obj):
-            if type(obj) is not dict:
-                return
-            for key in dates:
-                value = obj.get(key)
-                if value is not None:
-                    try:
-                        obj[key] = normalize_datetime(value)
-                    except ValueError:
-                        bad(f"{path}.{key}" if path else key, value)
-                        obj[key] = None
-            for key, fix in nested:
-                value = obj.get(key)
-                if value is not None:
-                    fix(value)
-        return fix_object
-
-
-def _list_fixer(inner):
-    def fix_list(values):
-        if type(values) is list:
-            for value in values:
-                inner(value)
-    return fix_list

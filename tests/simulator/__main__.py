@@ -44,13 +44,13 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sim.start()
-    print(sim.base_url, flush=True)
-    print(f"legacy API root {sim.legacy_base_url}, token URL {sim.token_url}", file=sys.stderr, flush=True)
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as fh:
             fh.write(sim.base_url + "\n")
         os.replace(tmp, args.ready_file)
+    print(sim.base_url, flush=True)
+    print(f"legacy API root {sim.legacy_base_url}, token URL {sim.token_url}", file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.5):
             pass

@@ -8,6 +8,7 @@ bytes. Everything else is small and kept as plain dicts/lists, exactly as served
 import bisect
 import datetime
 import json
+import operator
 import random
 import re
 import string
@@ -146,8 +147,11 @@ def iso_to_epoch(value):
 
 
 TEMPLATE_COUNT = 1024
+TOKEN_POOL_BITS = 12
+TOKEN_POOL = 1 << TOKEN_POOL_BITS
 _SLOT_RE = re.compile(r'"@([A-Z]+[0-9]*)@"')
-_SLOT_SECONDS, _SLOT_MICROS, _SLOT_ODD, _SLOT_VALUE = range(4)
+_SLOT_SECONDS, _SLOT_MICROS, _SLOT_ODD = range(3)
+VALUE_NAMES = ("ID", "UPDATE", "SID", "UNREAD", "TAGS", "RATING", "COMMENT", "TICKET", "DELETED", "CONV", "ENG1", "ENG2")
 STARTED_BY = ["visitor", "visitor", "visitor", "agent", "trigger"]
 UNREAD_JSON = ["false", "false", "true", "0", "1"]
 RATING_JSON = [("null", "null")] * 6 + [('"good"', "null"), ('"good"', '"Very helpful, thanks"'), ('"bad"', "null"),
@@ -175,9 +179,16 @@ class _ChatFactory:
         self.departments = departments
         self.history_events = history_events
         self._templates = []
+        self._tokens = []
+
+    def _token(self, r):
+        """A 13-character base62 token; drawn from a pool because r.choices per id dominated generation time."""
+        if not self._tokens:
+            self._tokens = ["".join(r.choices(ALNUM, k=13)) for _ in range(TOKEN_POOL)]
+        return self._tokens[r.getrandbits(TOKEN_POOL_BITS)]
 
     def new_id(self, r, ts):
-        return f"{self.st.yymm(ts)}.{r.randint(1000, 99999999)}.{''.join(r.choices(ALNUM, k=13))}"
+        return f"{self.st.yymm(ts)}.{r.randint(1000, 99999999)}.{self._token(r)}"
 
     def _visitor(self, r):
         first, last = r.choice(FIRST_NAMES), r.choice(LAST_NAMES)
@@ -209,7 +220,7 @@ class _ChatFactory:
         }
 
     def _session_id(self, r, ts):
-        return f"{self.st.yymm(ts)}{r.randint(10, 28)}.{r.randint(1000000, 19999999)}.{''.join(r.choices(ALNUM, k=13))}"
+        return f"{self.st.yymm(ts)}{r.randint(10, 28)}.{r.randint(1000000, 19999999)}.{self._token(r)}"
 
     def _webpath(self, r, stamp):
         items = []
@@ -298,9 +309,28 @@ class _ChatFactory:
         chat["history"], chat["count"] = self._history(r, duration, visitor["name"], agents, dept_id, stamp_us)
         if r.random() < 0.25:
             chat["proactive"] = r.random() < 0.5  # a field no schema lists (reference §4.3)
-        pieces = _SLOT_RE.split(json.dumps(chat, separators=(",", ":")))
-        plan = [slots.get(name, (_SLOT_VALUE, name)) for name in pieces[1::2]]
-        return {"duration": duration, "parts": pieces[0::2], "plan": plan}
+        pieces = _SLOT_RE.split(json.dumps(chat, separators=(",", ":")).replace("%", "%%"))
+        names = pieces[1::2]
+        # fills are computed grouped (micro stamps, second stamps, odd stamps, values), then put in
+        # template order by one itemgetter over the concatenation
+        micros = [slots[n][1] for n in names if n in slots and slots[n][0] == _SLOT_MICROS]
+        seconds = [slots[n][1] for n in names if n in slots and slots[n][0] == _SLOT_SECONDS]
+        odds = [slots[n][1] for n in names if n in slots and slots[n][0] == _SLOT_ODD]
+        counters = {_SLOT_MICROS: 0, _SLOT_SECONDS: len(micros), _SLOT_ODD: len(micros) + len(seconds)}
+        values_at = len(micros) + len(seconds) + len(odds)
+        order = []
+        for n in names:
+            if n in slots:
+                kind = slots[n][0]
+                order.append(counters[kind])
+                counters[kind] += 1
+            else:
+                order.append(values_at + VALUE_NAMES.index(n))
+        fmt = "".join(p + "%s" for p in pieces[0:-1:2]) + pieces[-1]
+        return {"duration": duration, "format": fmt, "micros": micros, "min_micro": min(micros, default=0),
+                "max_micro": max(micros, default=0), "seconds": seconds, "odds": odds,
+                "min_second": min(seconds, default=0), "max_second": max(seconds, default=0),
+                "order": operator.itemgetter(*order)}
 
     def _engagement(self, r, i, agent, dept_id, duration, stamp):
         first_rt = r.randint(3, 90)
@@ -338,47 +368,40 @@ class _ChatFactory:
         base_us = start * 1_000_000
         st = self.st
         rating, comment = r.choice(RATING_JSON)
-        quoted_id = f'"{chat_id}"'
-        values = {
-            "ID": quoted_id,
-            "UPDATE": f'"{st.iso(update_ts)}"',
-            "SID": f'"{self._session_id(r, start)}"',
-            "UNREAD": r.choice(UNREAD_JSON),
-            "TAGS": r.choice(TAGS_JSON),
-            "RATING": rating,
-            "COMMENT": comment,
-            "TICKET": str(r.randint(10000, 999999)) if r.random() < 0.3 else "null",
-            "DELETED": "true" if deleted else "false",
-            "CONV": f'"{chat_id}.conv"',
-            "ENG1": f'"{chat_id}.1"',
-            "ENG2": f'"{chat_id}.2"',
-        }
+        values = [
+            f'"{chat_id}"',
+            f'"{st.iso(update_ts)}"',
+            f'"{self._session_id(r, start)}"',
+            r.choice(UNREAD_JSON),
+            r.choice(TAGS_JSON),
+            rating,
+            comment,
+            str(r.randint(10000, 999999)) if r.random() < 0.3 else "null",
+            "true" if deleted else "false",
+            f'"{chat_id}.conv"',
+            f'"{chat_id}.1"',
+            f'"{chat_id}.2"',
+        ]
         iso, iso_us = st.iso, st.iso_us
-        # most stamps fall on the chat's start day: format those inline, the rest through iso/iso_us
         day = start // 86400
-        prefix = '"' + st.day_prefix(day)
-        day_us = day * 86_400_000_000
-        hms = st.hms
-        fills = []
-        append = fills.append
-        for kind, arg in t["plan"]:
-            if kind == _SLOT_MICROS:
-                rel = base_us + arg - day_us
-                if 0 <= rel < 86_400_000_000:
-                    secs, frac = divmod(rel, 1_000_000)
-                    append(f'{prefix}{hms[secs]}.{frac:06d}Z"')
-                else:
-                    append(f'"{iso_us(base_us + arg)}"')
-            elif kind == _SLOT_SECONDS:
-                append(f'"{iso(start + arg)}"')
-            elif kind == _SLOT_ODD:
-                append(f'"{iso(start + arg)[:-1]}+00:00Z"')
-            else:
-                append(values[arg])
-        pieces = [None] * (2 * len(fills) + 1)
-        pieces[0::2] = t["parts"]
-        pieces[1::2] = fills
-        return "".join(pieces).encode(), ("chat", start, end_ts)
+        rel = base_us - day * 86_400_000_000
+        if rel + t["min_micro"] >= 0 and rel + t["max_micro"] < 86_400_000_000:
+            # the whole conversation falls on one UTC day: format inline
+            prefix = '"' + st.day_prefix(day)
+            hms = st.hms
+            fills = [f'{prefix}{hms[(rel + o) // 1_000_000]}.{(rel + o) % 1_000_000:06d}Z"' for o in t["micros"]]
+        else:
+            fills = [f'"{iso_us(base_us + o)}"' for o in t["micros"]]
+        rel_s = start - day * 86400
+        if rel_s + t["min_second"] >= 0 and rel_s + t["max_second"] < 86400:
+            prefix = '"' + st.day_prefix(day)
+            hms = st.hms
+            fills += [f'{prefix}{hms[rel_s + o]}Z"' for o in t["seconds"]]
+        else:
+            fills += [f'"{iso(start + o)}"' for o in t["seconds"]]
+        fills += [f'"{iso(start + o)[:-1]}+00:00Z"' for o in t["odds"]]
+        fills += values
+        return (t["format"] % t["order"](fills)).encode(), ("chat", start, end_ts)
 
     def _offline(self, r, chat_id, ts, update_ts, deleted):
         visitor = self._visitor(r)
@@ -756,8 +779,9 @@ class Dataset:
             blob, meta = factory.make_blob(r, cid, ts, offline=offline)
             self._blobs[cid] = blob
             self._meta[cid] = meta
-            self._key_of[cid] = (ts, cid)
-            entries.append((ts, cid))
+            key = (ts, cid)
+            self._key_of[cid] = key
+            entries.append(key)
         entries.sort()
         self._keys = entries
         self._max_ts = self._keys[-1][0] if self._keys else self.end

@@ -24,6 +24,7 @@ CURRENT_ROOT = "/api/v2/chat"
 LEGACY_ROOT = "/api/v2"
 TOKEN_PATH = "/oauth2/token"
 STATS_PATH = "/_sim/stats"
+MUTATE_PATH = "/_sim/mutate"  # POST ?seed=N: Dataset.mutate, for demos against the standalone process
 
 UNAUTHORIZED = {"error": "Unauthorized",
                 "description": "The server could not verify that you are authorized to access the requested resource"}
@@ -110,6 +111,30 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, owner):
         super().__init__(address, _Handler)
         self.owner = owner
+        self._connections = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self):
+        """Stop listening and drop kept-alive connections, so no stale handler answers for a stopped server."""
+        self.shutdown()
+        self.server_close()
+        with self._connections_lock:
+            connections, self._connections = self._connections, set()
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def _read_body(handler):
@@ -118,9 +143,12 @@ def _read_body(handler):
 
 
 def _write(handler, resp, truncate=False):
+    """Send a response; a list body goes out with scatter/gather writes and is never joined."""
+    chunks = resp.body if isinstance(resp.body, list) else [resp.body]
+    length = sum(len(c) for c in chunks)
     head = [f"HTTP/1.1 {resp.status} {_reason(resp.status)}",
             f"Content-Type: {resp.content_type}",
-            f"Content-Length: {len(resp.body)}",
+            f"Content-Length: {length}",
             f"Date: {handler.date_time_string()}",
             "Server: ZendeskChatSimulator/1.0"]
     for k, v in resp.headers.items():
@@ -130,17 +158,33 @@ def _write(handler, resp, truncate=False):
         handler.close_connection = True
     else:
         head.append("Connection: keep-alive")
-    data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-    body = resp.body if handler.command != "HEAD" else b""
-    if truncate:
-        body = body[: max(1, len(body) // 2)]
-    if len(body) < 65536:
-        handler.wfile.write(data + body)
+    data = [("\r\n".join(head) + "\r\n\r\n").encode("latin-1")]
+    if handler.command == "HEAD":
+        pass
+    elif truncate:
+        body = b"".join(chunks)
+        data.append(body[: max(1, len(body) // 2)])
     else:
-        handler.wfile.write(data)
-        handler.wfile.write(body)
+        data.extend(chunks)
+    _send_all(handler.connection, data)
     if truncate:
         handler.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _send_all(sock, chunks):
+    """sendmsg in batches below IOV_MAX, resuming after partial sends."""
+    chunks = [c for c in chunks if c]
+    i = 0
+    while i < len(chunks):
+        batch = chunks[i:i + 1000]
+        sent = sock.sendmsg(batch)
+        for c in batch:
+            if sent >= len(c):
+                sent -= len(c)
+                i += 1
+            else:
+                chunks[i] = memoryview(c)[sent:]
+                break
 
 
 def _reason(status):
@@ -182,14 +226,13 @@ class _Trap:
     def start(self):
         self._server = _Server(("127.0.0.1", 0), self)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="zendesk-chat-sim-trap", daemon=True)
         self._thread.start()
 
     def stop(self):
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close_all()
             self._thread.join(5)
             self._server = None
 
@@ -198,7 +241,7 @@ class Simulator:
     """The Zendesk Chat REST API over a Dataset, on 127.0.0.1.
 
     Serves every endpoint under both API roots (`/api/v2/chat/...` and the legacy `/api/v2/...`),
-    plus `POST /oauth2/token` and the unauthenticated `GET /_sim/stats`.
+    plus `POST /oauth2/token` and the unauthenticated, unrecorded `GET /_sim/stats` and `POST /_sim/mutate`.
     """
 
     def __init__(self, dataset, token="sim-token", rate_limit_per_minute=None, rate_limit_window=60.0,
@@ -260,15 +303,14 @@ class Simulator:
         self.trap.start()
         self._server = _Server(("127.0.0.1", self.port), self)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="zendesk-chat-sim", daemon=True)
         self._thread.start()
         return self
 
     def stop(self):
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close_all()
             self._thread.join(5)
             self._server = None
         self.trap.stop()
@@ -344,8 +386,8 @@ class Simulator:
 
     def keyless_chat_id(self):
         """The chat served without "id" under hostile flag record_without_key."""
-        keys = self.dataset._keys
-        return keys[min(1, len(keys) - 1)][1] if keys else None
+        ds = self.dataset
+        return ds.chat_id_at(min(1, ds.chat_count() - 1)) if ds.chat_count() else None
 
     # ---------------------------------------------------------------- request handling
     def handle_request(self, handler):
@@ -356,6 +398,13 @@ class Simulator:
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
         if raw_path == STATS_PATH:
             _write(handler, self._stats())
+            return
+        if raw_path == MUTATE_PATH and handler.command == "POST":
+            seed = query.get("seed", "0")
+            if not seed.isdigit():
+                _write(handler, _json(400, {"error": "Bad Request", "description": "seed must be an integer"}))
+                return
+            _write(handler, _json(200, self.dataset.mutate(seed=int(seed))))
             return
         if raw_path.startswith(CURRENT_ROOT + "/"):
             root, path, is_api = CURRENT_ROOT, raw_path[len(CURRENT_ROOT) + 1:], True
@@ -369,7 +418,7 @@ class Simulator:
         with self._lock:
             self._requests.append(record)
 
-        fault = self._take_fault(path, is_api or raw_path == TOKEN_PATH, is_api)
+        fault = self._take_fault(path, is_api)
         record["fault"] = fault[0] if fault else None
         kind = fault[0] if fault else None
         if kind == "reset":
@@ -390,7 +439,8 @@ class Simulator:
         record["status"] = resp.status
         _write(handler, resp, truncate=(kind == "truncate"))
 
-    def _take_fault(self, path, faultable, is_api):
+    def _take_fault(self, path, is_api):
+        """The queued fault for this request if one matches, else maybe a random one (API requests only)."""
         with self._lock:
             for entry in self._faults:
                 kind, remaining, fpath, retry_after, status = entry
@@ -591,8 +641,7 @@ class Simulator:
             params["start_id"] = end_id
         next_page = f"{ctx['root']}/incremental/chats?{urllib.parse.urlencode(params)}"
         tail = {"count": len(keys), "end_time": end_time, "end_id": end_id, "next_page": next_page}
-        body = b'{"chats":[' + b",".join(items) + b"]," + _dumps(tail)[1:]
-        return _Response(200, body)
+        return _Response(200, _json_array_body("chats", items, tail))
 
     def _agent_timeline(self, query, ctx):
         if "start_time" not in query:
@@ -616,7 +665,7 @@ class Simulator:
         params["start_time"] = end_time
         next_page = f"{ctx['root']}/incremental/agent_timeline?{urllib.parse.urlencode(params)}"
         tail = {"count": len(keys), "end_time": end_time, "next_page": next_page}
-        return _Response(200, b'{"agent_timeline":[' + b",".join(items) + b"]," + _dumps(tail)[1:])
+        return _Response(200, _json_array_body("agent_timeline", items, tail))
 
     def _chats_search(self, query, ctx):
         q = query.get("q")
@@ -645,7 +694,7 @@ class Simulator:
             wanted = [i for i in query["ids"].split(",") if i]
             with ds.lock:
                 docs = {cid: json.loads(ds.blob(cid)) for cid in wanted
-                        if cid in ds._blobs and not ds.is_deleted(cid)}
+                        if ds.has_chat(cid) and not ds.is_deleted(cid)}
             return _json(200, {"docs": docs, "count": len(docs)})
         cursor = query.get("cursor")
         after = urllib.parse.unquote(cursor) if cursor else None
@@ -658,15 +707,27 @@ class Simulator:
             more = i + LIST_PAGE < len(ids)
         next_url = f"{ctx['root']}/chats?{urllib.parse.urlencode({'cursor': chunk[-1]})}" if more and chunk else None
         tail = {"count": total, "next_url": next_url}
-        return _Response(200, b'{"chats":[' + b",".join(body_items) + b"]," + _dumps(tail)[1:])
+        return _Response(200, _json_array_body("chats", body_items, tail))
 
     def _chat_by_id(self, query, ctx):
         ds = self.dataset
         cid = urllib.parse.unquote(ctx["chat_id"])
         with ds.lock:
-            if cid not in ds._blobs or ds.is_deleted(cid):
+            if not ds.has_chat(cid) or ds.is_deleted(cid):
                 return _json(404, {"error": "Not Found", "description": f"Chat {cid} does not exist"})
             return _Response(200, ds.blob(cid))
+
+
+def _json_array_body(name, items, tail):
+    """Chunks of `{"<name>": [items...], **tail}` with the items' bytes untouched."""
+    head, end = b'{"' + name.encode() + b'":[', b"]," + _dumps(tail)[1:]
+    if not items:
+        return [head, end]
+    chunks = [None] * (2 * len(items) + 1)
+    chunks[0], chunks[-1] = head, end
+    chunks[1:-1:2] = items
+    chunks[2:-1:2] = [b","] * (len(items) - 1)
+    return chunks
 
 
 def _dumps(obj):

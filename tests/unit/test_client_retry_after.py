@@ -1,0 +1,28 @@
+import email.utils
+
+import pytest
+
+from tap_zendesk_chat.client import parse_retry_after
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize("header, expected", [("120", 120.0), (" 7 ", 7.0), ("0", 0.0), ("1.5", 1.5),
+                                              ("-5", 0.0), ("-0.1", 0.0)])
+def test_delta_seconds(header, expected):
+    assert parse_retry_after(header, now=NOW) == expected
+
+
+def test_http_date_in_the_future():
+    header = email.utils.formatdate(NOW + 90, usegmt=True)
+    assert parse_retry_after(header, now=NOW) == pytest.approx(90.0)
+
+
+def test_http_date_in_the_past_means_no_wait():
+    header = email.utils.formatdate(NOW - 3600, usegmt=True)
+    assert parse_retry_after(header, now=NOW) == 0.0
+
+
+@pytest.mark.parametrize("header", [None, "", "soon", "Wed, 99 Foo 2015", "12 seconds"])
+def test_absent_or_garbage_is_none(header):
+    assert parse_retry_after(header, now=NOW) is None

@@ -1,0 +1,345 @@
+import bisect
+import datetime as dt
+import math
+import random
+
+import pytest
+from hypothesis import given, strategies as st
+
+from tap_zendesk_chat.client import UnexpectedResponseError
+from tap_zendesk_chat.dates import format_datetime, from_epoch_micros, from_epoch_seconds
+from tap_zendesk_chat.pagination import iter_export, iter_since_id
+from tap_zendesk_chat.streams import STREAMS
+
+UTC = dt.timezone.utc
+BANS_SPLIT = STREAMS["bans"].split
+CHAT_KEY = STREAMS["chats"].key_of
+TIMELINE_KEY = STREAMS["agent_timeline"].key_of
+T0 = 1_700_000_000  # seconds; far from "now" so nothing here depends on the clock
+FAR = 2 ** 62
+
+
+class Budget:
+    """Fails the test, instead of hanging it, when a generator asks for more pages than it could need."""
+
+    def __init__(self, most):
+        self.most = most
+        self.calls = []
+
+    def spend(self, params):
+        self.calls.append(dict(params))
+        if len(self.calls) > self.most:
+            raise RuntimeError(f"more than {self.most} requests: the paging does not end")
+
+
+# -- since_id -------------------------------------------------------------------------------------------
+
+class AgentsApi(Budget):
+    """/agents: ids >= since_id, ascending, at most `limit`."""
+
+    def __init__(self, ids, most=1000):
+        super().__init__(most)
+        self.ids = sorted(ids)
+
+    def __call__(self, params):
+        self.spend(params)
+        return [{"id": i} for i in self.ids[bisect.bisect_left(self.ids, params["since_id"]):][:params["limit"]]]
+
+
+class BansApi(Budget):
+    """/bans with either reading of `limit`: the `limit` lowest ids of the union, or `limit` of each array."""
+
+    def __init__(self, ip_ids, visitor_ids, semantics, most=1000):
+        super().__init__(most)
+        self.arrays = {"ip_address": sorted(ip_ids), "visitor": sorted(visitor_ids)}
+        self.semantics = semantics
+
+    def __call__(self, params):
+        self.spend(params)
+        since, limit = params["since_id"], params["limit"]
+        wanted = {kind: ids[bisect.bisect_left(ids, since):][:limit] for kind, ids in self.arrays.items()}
+        if self.semantics == "total":
+            lowest = set(sorted(i for ids in wanted.values() for i in ids)[:limit])
+            wanted = {kind: [i for i in ids if i in lowest] for kind, ids in wanted.items()}
+        return {kind: [{"id": i, "reason": "spam"} for i in ids] for kind, ids in wanted.items()}
+
+
+def walk_agents(api, limit, since_id=0):
+    pages = list(iter_since_id(api, since_id, limit, lambda body: [body], "agents"))
+    return pages, [r["id"] for p in pages for r in p.records]
+
+
+def test_agents_exact_multiple_of_the_limit():
+    api = AgentsApi(range(1, 301))
+    pages, ids = walk_agents(api, 100)
+    assert ids == list(range(1, 301))
+    assert [c["since_id"] for c in api.calls] == [0, 101, 201, 301]
+    assert all(c["limit"] == 100 for c in api.calls)
+    assert [p.cursor for p in pages] == [101, 201, 301, 301]
+    assert pages[-1].records == []
+
+
+def test_agents_short_last_page():
+    api = AgentsApi(range(1, 251))
+    pages, ids = walk_agents(api, 100)
+    assert ids == list(range(1, 251))
+    assert [c["since_id"] for c in api.calls] == [0, 101, 201]
+    assert pages[-1].cursor == 251
+
+
+def test_agents_empty():
+    api = AgentsApi([])
+    pages, ids = walk_agents(api, 100, since_id=42)
+    assert ids == []
+    assert [c["since_id"] for c in api.calls] == [42]
+    assert [p.cursor for p in pages] == [42]
+
+
+def test_agents_sparse_ids_resume_from_each_cursor():
+    rng = random.Random(7)
+    all_ids = sorted(rng.sample(range(10 ** 11, 10 ** 11 + 10 ** 6), 537))
+    api = AgentsApi(all_ids)
+    pages, ids = walk_agents(api, 100)
+    assert ids == all_ids
+    assert len(api.calls) == 6
+    # Every request starts where the previous page said to resume: the cursor is a safe resume point.
+    assert [c["since_id"] for c in api.calls[1:]] == [p.cursor for p in pages[:-1]]
+    for page in pages:
+        assert all(r["id"] < page.cursor for r in page.records)
+
+
+def walk_bans(api, limit):
+    pages = list(iter_since_id(api, 0, limit, BANS_SPLIT, "bans"))
+    return pages, [r["id"] for p in pages for r in p.records]
+
+
+def interleaved(n):
+    return [i for i in range(1, n + 1) if i % 2], [i for i in range(1, n + 1) if not i % 2]
+
+
+UNEVEN = {
+    "interleaved": interleaved(1003),
+    "one visitor among many ips": ([i for i in range(1, 1200) if i != 600], [600]),
+    "all visitors": ([], list(range(5, 2005, 2))),
+    "all ips": (list(range(1, 1001)), []),
+    "blocks": (list(range(1, 400)) + list(range(900, 1500)), list(range(400, 900)) + list(range(1500, 1510))),
+    "both empty": ([], []),
+}
+
+
+@pytest.mark.parametrize("semantics", ["total", "per_array"])
+@pytest.mark.parametrize("limit", [1, 7, 100, 500])
+@pytest.mark.parametrize("case", UNEVEN)
+def test_bans_every_record_once_in_id_order(semantics, limit, case):
+    ip_ids, visitor_ids = UNEVEN[case]
+    api = BansApi(ip_ids, visitor_ids, semantics, most=3000)
+    pages, ids = walk_bans(api, limit)
+    assert ids == sorted(ip_ids + visitor_ids)
+    kinds = {r["id"]: r["type"] for p in pages for r in p.records}
+    assert {i for i, kind in kinds.items() if kind == "visitor"} == set(visitor_ids)
+    assert [c["since_id"] for c in api.calls[1:]] == [p.cursor for p in pages[:-1]]
+
+
+@given(ids=st.sets(st.integers(min_value=1, max_value=400), max_size=120),
+       visitors=st.sets(st.integers(min_value=1, max_value=400), max_size=120),
+       limit=st.integers(min_value=1, max_value=30),
+       semantics=st.sampled_from(["total", "per_array"]))
+def test_bans_property_nothing_lost_nothing_repeated(ids, visitors, limit, semantics):
+    visitors -= ids
+    api = BansApi(ids, visitors, semantics, most=2000)
+    _, got = walk_bans(api, limit)
+    assert got == sorted(ids | visitors)
+
+
+def test_ids_going_backwards_are_an_error():
+    class Rewinding(Budget):
+        def __call__(self, params):
+            self.spend(params)
+            return [{"id": i} for i in range(1, 101)]  # ignores since_id
+    api = Rewinding(5)
+    pages = iter_since_id(api, 0, 100, lambda body: [body], "agents")
+    assert [r["id"] for r in next(pages).records] == list(range(1, 101))
+    with pytest.raises(UnexpectedResponseError, match="backwards"):
+        next(pages)
+
+
+def test_bans_going_backwards_are_an_error():
+    def fetch(params):
+        return {"ip_address": [{"id": params["since_id"] - 10 + i} for i in range(5)], "visitor": []}
+    with pytest.raises(UnexpectedResponseError, match="backwards"):
+        list(iter_since_id(fetch, 100, 5, BANS_SPLIT, "bans"))
+
+
+@pytest.mark.parametrize("body", [{"id": 1}, [{"id": "1"}], [{"name": "x"}], ["x"]])
+def test_since_id_refuses_records_it_cannot_page_past(body):
+    with pytest.raises(UnexpectedResponseError):
+        list(iter_since_id(lambda params: body, 0, 100, lambda b: [b], "agents"))
+
+
+# -- incremental export ------------------------------------------------------------------------------------
+
+def chat(seconds, chat_id):
+    return {"id": chat_id, "type": "chat", "update_timestamp": format_datetime(from_epoch_seconds(seconds))}
+
+
+class ExportApi(Budget):
+    """/incremental/chats: records at or after (start_time, start_id), ascending by (time, id)."""
+
+    def __init__(self, records, inclusive=False, key_of=CHAT_KEY, records_key="chats", end_id=True, most=1000):
+        super().__init__(most)
+        self.records = sorted(records, key=key_of)
+        self.keys = [key_of(r) for r in self.records]
+        self.times = [k[0] for k in self.keys]
+        self.key_of, self.records_key, self.inclusive, self.end_id = key_of, records_key, inclusive, end_id
+
+    def __call__(self, params):
+        self.spend(params)
+        assert params["fields"] == f"{self.records_key}(*)"
+        start = (params["start_time"], params.get("start_id"))
+        if start[1] is None:
+            first = bisect.bisect_left(self.times, start[0])
+        elif self.inclusive:
+            first = bisect.bisect_left(self.keys, start)
+        else:
+            first = bisect.bisect_right(self.keys, start)
+        page = self.records[first:first + params["limit"]]
+        body = {self.records_key: page, "count": len(page), "next_page": "https://acme.zendesk.com/never-null",
+                "end_time": self.key_of(page[-1])[0] if page else start[0]}
+        if self.end_id:
+            body["end_id"] = self.key_of(page[-1])[1] if page else start[1]
+        return body
+
+
+def export(api, cursor=(T0, None), limit=1000, stop_at=FAR, key_of=CHAT_KEY, records_key="chats", send_start_id=True):
+    pages = list(iter_export(api, records_key, cursor, limit, key_of, send_start_id, stop_at, records_key))
+    return pages, [key_of(r) for p in pages for r in p.records]
+
+
+def many_chats(n, seed=1, spread=50):
+    rng = random.Random(seed)
+    return [chat(T0 + rng.randrange(spread), f"{i:07d}.{rng.randrange(10 ** 6)}") for i in range(n)]
+
+
+@pytest.mark.parametrize("inclusive", [False, True], ids=["exclusive start_id", "inclusive start_id"])
+@pytest.mark.parametrize("limit", [1000, 37])
+def test_export_every_record_exactly_once(inclusive, limit):
+    records = many_chats(2345)
+    api = ExportApi(records, inclusive=inclusive)
+    pages, keys = export(api, limit=limit)
+    assert keys == sorted(CHAT_KEY(r) for r in records)
+    # Each page's cursor is where the next request starts.
+    for page, call in zip(pages, api.calls[1:]):
+        assert (call["start_time"], call["start_id"]) == page.cursor
+
+
+@pytest.mark.parametrize("inclusive", [False, True], ids=["exclusive start_id", "inclusive start_id"])
+def test_export_thousands_sharing_one_second_terminate(inclusive):
+    records = [chat(T0 + 5, f"{i:06d}") for i in range(2600)] + [chat(T0 + 6, "z")]
+    api = ExportApi(records, inclusive=inclusive, most=20)
+    _, keys = export(api)
+    assert keys == sorted(CHAT_KEY(r) for r in records)
+    assert len(api.calls) <= 4
+
+
+@pytest.mark.parametrize("n", [0, 1, 999, 1000, 1001, 2000, 2500])
+def test_export_stops_on_a_short_page(n):
+    api = ExportApi(many_chats(n, seed=n))
+    _, keys = export(api)
+    assert len(keys) == n
+    assert len(api.calls) == math.ceil((n + 1) / 1000)
+
+
+def test_export_sends_start_id_only_when_it_has_one():
+    api = ExportApi(many_chats(1500))
+    export(api)
+    assert "start_id" not in api.calls[0]
+    assert all("start_id" in call for call in api.calls[1:])
+
+
+@pytest.mark.parametrize("cursor", [(T0 + 100, None), (T0 + 100, "x"), (T0 + 101, None)])
+def test_export_makes_no_request_at_or_after_stop_at(cursor):
+    def fetch(params):
+        raise AssertionError("no request may be sent at or after stop_at")
+    assert list(iter_export(fetch, "chats", cursor, 1000, CHAT_KEY, True, T0 + 100, "chats")) == []
+
+
+def test_export_stops_once_the_cursor_reaches_stop_at():
+    records = [chat(T0 + s, f"{s:04d}") for s in range(100)]
+    api = ExportApi(records)
+    pages, keys = export(api, limit=10, stop_at=T0 + 50)
+    assert all(call["start_time"] < T0 + 50 for call in api.calls)
+    assert pages[-1].cursor[0] >= T0 + 50
+    assert keys == [CHAT_KEY(r) for r in records[:len(keys)]]
+
+
+def test_a_full_page_that_does_not_move_the_cursor_is_an_error():
+    same_second = [chat(T0, f"{i:04d}") for i in range(10)]
+
+    class Stuck(Budget):
+        def __call__(self, params):
+            self.spend(params)  # ignores start_id: always the first page again
+            return {"chats": same_second, "count": 10, "end_time": T0, "end_id": "0009"}
+    api = Stuck(10)
+    with pytest.raises(UnexpectedResponseError, match="did not move"):
+        export(api, limit=10)
+    assert len(api.calls) == 2
+
+
+def test_a_full_page_entirely_before_a_cursor_without_id_is_an_error():
+    """A resumed (time, None) cursor, and an API that sends a full page of older records: no endless loop."""
+    old = [chat(T0 - 100, f"{i:04d}") for i in range(10)]
+
+    class Stale(Budget):
+        def __call__(self, params):
+            self.spend(params)
+            return {"chats": old, "count": 10, "end_time": T0 - 100, "end_id": "0009"}
+    api = Stale(10)
+    with pytest.raises(UnexpectedResponseError):
+        export(api, cursor=(T0, None), limit=10)
+    assert len(api.calls) == 1
+
+
+@pytest.mark.parametrize("body", [[], "x", None, {"chats": {"id": 1}}, {"chats": None}, {},
+                                  {"chats": [], "count": "0"}])
+def test_export_refuses_bodies_it_cannot_read(body):
+    with pytest.raises(UnexpectedResponseError):
+        list(iter_export(lambda params: body, "chats", (T0, None), 1000, CHAT_KEY, True, FAR, "chats"))
+
+
+def interval(micros, agent_id):
+    return {"agent_id": agent_id, "start_time": format_datetime(from_epoch_micros(micros)), "status": "online",
+            "duration": 1.5, "engagement_count": 0}
+
+
+def test_agent_timeline_items_sharing_a_microsecond_across_pages():
+    base = T0 * 1_000_000 + 123_456
+    # limit 5: pages end inside the groups of base+2 and base+4 (a group of `limit` cannot be paged without an id)
+    items = ([interval(base + 1, a) for a in (11, 12, 13)]
+             + [interval(base + 2, a) for a in (20, 21, 22, 23)]
+             + [interval(base + 3, 30), interval(base + 3, 31)]
+             + [interval(base + 4, a) for a in (40, 41, 42, 43)])
+    api = ExportApi(items, key_of=TIMELINE_KEY, records_key="agent_timeline", end_id=False, most=50)
+    pages, keys = export(api, cursor=(base, None), limit=5, key_of=TIMELINE_KEY, records_key="agent_timeline",
+                         send_start_id=False)
+    assert keys == sorted(TIMELINE_KEY(i) for i in items)
+    assert all("start_id" not in call for call in api.calls)
+    assert [call["start_time"] for call in api.calls] == [base, base + 2, base + 3, base + 4]
+    assert pages[-1].cursor == (base + 4, 43)
+
+
+def test_agent_timeline_resumes_inside_a_shared_microsecond():
+    base = T0 * 1_000_000
+    items = [interval(base, a) for a in range(1, 5)] + [interval(base + 1, a) for a in range(1, 5)]
+    api = ExportApi(items, key_of=TIMELINE_KEY, records_key="agent_timeline", end_id=False, most=10)
+    _, keys = export(api, cursor=(base, 3), limit=5, key_of=TIMELINE_KEY, records_key="agent_timeline",
+                     send_start_id=False)
+    assert keys == [(base, 4)] + [(base + 1, a) for a in range(1, 5)]
+
+
+def test_agent_timeline_more_than_a_page_in_one_microsecond_is_an_error_not_a_loop():
+    base = T0 * 1_000_000
+    items = [interval(base, a) for a in range(1, 9)]
+    api = ExportApi(items, key_of=TIMELINE_KEY, records_key="agent_timeline", end_id=False, most=10)
+    with pytest.raises(UnexpectedResponseError):
+        export(api, cursor=(base, None), limit=5, key_of=TIMELINE_KEY, records_key="agent_timeline",
+               send_start_id=False)

@@ -1,0 +1,187 @@
+import copy
+import datetime as dt
+
+import pytest
+
+from tap_zendesk_chat.dates import to_epoch_micros
+from tap_zendesk_chat.state import (STATE_VERSION, StateError, get_bookmark, get_export_cursor, new_state,
+                                    set_export_cursor, upgrade_state)
+from tap_zendesk_chat.streams import STREAMS
+
+UTC = dt.timezone.utc
+NAMES = tuple(STREAMS)
+START = dt.datetime(2023, 1, 1, tzinfo=UTC)
+
+LEGACY = {
+    "bookmarks": {
+        "chats": {"chat.end_timestamp": "2024-03-10T08:00:00Z", "offline_msg.timestamp": "2024-03-09T23:30:00+00:00Z"},
+        "agents": {"offset": {"id": 5}},
+    },
+    "currently_syncing": "agents",
+    "chats_last_full_sync": "2024-03-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize("raw", [None, {}])
+def test_empty_state_is_a_new_state(raw):
+    state, notes = upgrade_state(raw, NAMES)
+    assert state == {"state_version": STATE_VERSION, "currently_syncing": None, "bookmarks": {}}
+    assert notes == []
+
+
+def test_state_from_a_newer_tap_is_refused():
+    with pytest.raises(StateError, match="newer tap-zendesk-chat"):
+        upgrade_state({"state_version": STATE_VERSION + 1, "bookmarks": {}}, NAMES)
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ([], "must be a JSON object"),
+    ("state", "must be a JSON object"),
+    ({"state_version": "2"}, "'state_version'"),
+    ({"state_version": True}, "'state_version'"),
+    ({"state_version": 0}, "'state_version'"),
+    ({"bookmarks": []}, "'bookmarks' must be an object"),
+    ({"bookmarks": {"agents": 5}}, "bookmark for 'agents' must be an object"),
+    ({"currently_syncing": 3}, "'currently_syncing'"),
+    ({"bookmarks": {"chats": {"cursor": "1714557600"}}}, "cursor for 'chats'"),
+    ({"bookmarks": {"chats": {"cursor": [1714557600]}}}, "cursor for 'chats'"),
+    ({"bookmarks": {"chats": {"cursor": ["1714557600", "x"]}}}, "cursor for 'chats'"),
+    ({"bookmarks": {"agents": {"since_id": "5"}}}, "'since_id' for 'agents'"),
+    ({"bookmarks": {"agents": {"since_id": 5.0}}}, "'since_id' for 'agents'"),
+    ({"bookmarks": {"agents": {"version": None}}}, "'version' for 'agents'"),
+    ({"bookmarks": {"chats": {"chat.end_timestamp": "yesterday-ish"}}}, "chats.chat.end_timestamp"),
+])
+def test_unusable_states_are_refused(raw, fragment):
+    with pytest.raises(StateError) as caught:
+        upgrade_state(raw, NAMES)
+    assert fragment in str(caught.value)
+
+
+def test_current_state_passes_unchanged_and_is_not_mutated():
+    raw = {"state_version": 2, "currently_syncing": "agents", "bookmarks": {
+        "chats": {"update_timestamp": "2024-05-01T10:00:00Z", "cursor": [1714557600, "2405.1.Ab"]},
+        "agent_timeline": {"start_time": "2024-05-01T10:00:00.123456Z", "cursor": [1714557600123456, 3601]},
+        "agents": {"version": 1714557600000, "since_id": 360001}}}
+    before = copy.deepcopy(raw)
+    state, notes = upgrade_state(raw, NAMES)
+    assert state == raw
+    assert notes == []
+    assert raw == before
+    state["bookmarks"]["agents"]["since_id"] = 1
+    assert raw["bookmarks"]["agents"]["since_id"] == 360001
+
+
+def test_upgrade_is_idempotent():
+    once, _ = upgrade_state(copy.deepcopy(LEGACY), NAMES)
+    twice, notes = upgrade_state(copy.deepcopy(once), NAMES)
+    assert twice == once
+    assert notes == []
+
+
+def test_older_taps_state_is_converted():
+    state, notes = upgrade_state(copy.deepcopy(LEGACY), NAMES)
+    earlier = dt.datetime(2024, 3, 9, 23, 30, tzinfo=UTC)
+    assert state["bookmarks"]["chats"] == {"update_timestamp": "2024-03-09T23:30:00Z",
+                                           "cursor": [int(earlier.timestamp()), None]}
+    assert "agents" not in state["bookmarks"]  # restarts from scratch
+    assert state["currently_syncing"] == "agents"
+    assert "chats_last_full_sync" not in state
+    text = "\n".join(notes)
+    assert "2024-03-09T23:30:00Z" in text
+    assert "'agents'" in text and "restarts" in text
+    assert "chats_last_full_sync" in text
+
+
+@pytest.mark.parametrize("chat_end, offline", [("2024-03-09T23:30:00Z", "2024-03-10T08:00:00Z"),
+                                               ("2024-03-10T08:00:00Z", "2024-03-09T23:30:00Z")])
+def test_older_chats_bookmark_uses_the_earlier_time_whichever_it_is(chat_end, offline):
+    raw = {"bookmarks": {"chats": {"chat.end_timestamp": chat_end, "offline_msg.timestamp": offline}}}
+    state, _ = upgrade_state(raw, NAMES)
+    assert state["bookmarks"]["chats"]["update_timestamp"] == "2024-03-09T23:30:00Z"
+
+
+def test_older_chats_bookmark_with_only_one_time():
+    state, _ = upgrade_state({"bookmarks": {"chats": {"chat.end_timestamp": "2024-03-10T08:00:00Z"}}}, NAMES)
+    assert state["bookmarks"]["chats"]["update_timestamp"] == "2024-03-10T08:00:00Z"
+
+
+def test_older_offset_does_not_survive_next_to_a_since_id():
+    state, notes = upgrade_state({"bookmarks": {"bans": {"offset": {"id": 9}, "since_id": 77}}}, NAMES)
+    assert "bans" not in state["bookmarks"]
+    assert any("'bans'" in note for note in notes)
+
+
+def test_a_whole_state_message_is_accepted():
+    value = {"state_version": 2, "currently_syncing": None,
+             "bookmarks": {"chats": {"update_timestamp": "2024-05-01T10:00:00Z", "cursor": [1714557600, "x"]}}}
+    state, _ = upgrade_state({"type": "STATE", "value": copy.deepcopy(value)}, NAMES)
+    assert state == value
+
+
+def test_a_whole_legacy_state_message_is_converted():
+    state, _ = upgrade_state({"type": "STATE", "value": copy.deepcopy(LEGACY)}, NAMES)
+    assert state["bookmarks"]["chats"]["update_timestamp"] == "2024-03-09T23:30:00Z"
+
+
+def test_unknown_streams_are_ignored_with_a_note():
+    state, notes = upgrade_state({"bookmarks": {"tickets": {"since_id": 1}, "agents": {"since_id": 4}},
+                                  "currently_syncing": "tickets"}, NAMES)
+    assert state["bookmarks"] == {"agents": {"since_id": 4}}
+    assert state["currently_syncing"] is None
+    assert notes == ["state: ignoring the bookmark of unknown stream 'tickets'"]
+
+
+def test_get_bookmark_never_creates_one():
+    state = new_state()
+    bookmark = get_bookmark(state, "agents")
+    assert bookmark == {}
+    bookmark["since_id"] = 3
+    assert state["bookmarks"] == {}
+    state["bookmarks"]["agents"] = {"since_id": 5}
+    copy_of = get_bookmark(state, "agents")
+    copy_of["since_id"] = 6
+    assert state["bookmarks"]["agents"] == {"since_id": 5}
+
+
+def test_export_cursor_from_a_cursor():
+    state, _ = upgrade_state({"bookmarks": {"chats": {"update_timestamp": "2020-01-01T00:00:00Z",
+                                                       "cursor": [1714557600, "2405.1.Ab"]}}}, NAMES)
+    assert get_export_cursor(state, "chats", "update_timestamp", "seconds", START) == (1714557600, "2405.1.Ab")
+    assert state["bookmarks"]["chats"]["cursor"] == [1714557600, "2405.1.Ab"]
+
+
+@pytest.mark.parametrize("unit, expected", [("seconds", 1714557600), ("microseconds", 1714557600123456)])
+def test_export_cursor_from_a_bare_iso_bookmark(unit, expected):
+    state = new_state()
+    state["bookmarks"]["chats"] = {"update_timestamp": "2024-05-01T10:00:00.123456Z"}
+    assert get_export_cursor(state, "chats", "update_timestamp", unit, START) == (expected, None)
+
+
+@pytest.mark.parametrize("unit, expected", [("seconds", 1672531200), ("microseconds", 1672531200000000)])
+def test_export_cursor_from_start_date(unit, expected):
+    state = new_state()
+    assert get_export_cursor(state, "agent_timeline", "start_time", unit, START) == (expected, None)
+    assert state["bookmarks"] == {}
+
+
+def test_export_cursor_from_an_unreadable_bookmark_is_a_state_error():
+    state = new_state()
+    state["bookmarks"]["chats"] = {"update_timestamp": "soonish"}
+    with pytest.raises(StateError):
+        get_export_cursor(state, "chats", "update_timestamp", "seconds", START)
+
+
+@pytest.mark.parametrize("unit, cursor", [("seconds", (1714557600, "2405.1.Ab")),
+                                          ("microseconds", (1714557600123456, 3601))])
+def test_export_cursor_round_trips_through_the_state(unit, cursor):
+    state = new_state()
+    set_export_cursor(state, "s", "k", unit, cursor)
+    assert get_export_cursor(state, "s", "k", unit, START) == cursor
+    assert state["bookmarks"]["s"]["k"] in ("2024-05-01T10:00:00Z", "2024-05-01T10:00:00.123456Z")
+
+
+def test_microsecond_bookmark_keeps_precision():
+    when = dt.datetime(2024, 5, 1, 10, 0, 0, 1, tzinfo=UTC)
+    state = new_state()
+    set_export_cursor(state, "agent_timeline", "start_time", "microseconds", (to_epoch_micros(when), 7))
+    assert state["bookmarks"]["agent_timeline"]["start_time"] == "2024-05-01T10:00:00.000001Z"
