@@ -1,6 +1,7 @@
 """The one HTTP client: session, auth, timeouts, budget, retries, error mapping. Only this module sleeps."""
 import collections
 import dataclasses
+import datetime
 import email.utils
 import threading
 import time
@@ -77,6 +78,8 @@ def parse_retry_after(value, now=None):
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" means UTC with no zone given; never the machine's local time
+        when = when.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 

@@ -42,6 +42,10 @@ class MessageWriter:
         self._buffer.append(dumps({"type": "STATE", "value": value}) + b"\n")
         self.flush()
 
+    def discard(self):
+        """Drop what no STATE covers yet (a failed page): a resume asks for it again."""
+        self._buffer.clear()
+
     def flush(self):
         if self._buffer:
             data = b"".join(self._buffer)

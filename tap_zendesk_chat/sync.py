@@ -52,11 +52,12 @@ class Sync:
             states.set_currently_syncing(self.state, None)
             self.writer.write_state(self.state)
         except Interrupted:
+            self.writer.discard()  # records of an unfinished page: no STATE covers them
             self.writer.write_state(self.state)
             self._close_reports("stopped")
             raise
         except Exception:
-            self.writer.flush()
+            self.writer.discard()
             self._close_reports("failed")
             raise
         finally:
