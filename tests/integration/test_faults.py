@@ -14,13 +14,14 @@ import pytest
 from tap_zendesk_chat.discover import build_catalog
 from tap_zendesk_chat.streams import STREAMS
 from tests.harness import catalog_selecting, finish_tap, kill, make_config, run_tap, start_tap
+from tests.integration.expected import expected_records
 from tests.simulator import Dataset, Fault
 
 RETRY_LINE = re.compile(r"^WARNING (\S+): .*; retry (\d+) of (\d+) in [\d.]+ s$", re.MULTILINE)
 CRITICAL_LINE = re.compile(r"^CRITICAL .*$", re.MULTILINE)
 # Endpoints each fault is injected on; agents gets two in a row (one request retried twice).
-MATRIX_TARGETS = {"account": 1, "agents": 2, "bans": 1, "incremental/chats": 1, "incremental/agent_timeline": 1,
-                  "departments": 1}
+MATRIX_TARGETS = {"account": 1, "agents": 2, "incremental/chats": 1, "departments": 1}
+FULL_TABLE = [name for name, stream in STREAMS.items() if stream.replication_method == "FULL_TABLE"]
 
 
 # -- shared helpers -----------------------------------------------------------------------------------------
@@ -30,16 +31,9 @@ def key_of(stream, record):
 
 def expected_keys(ds):
     """Per stream, a Counter of the record keys the simulator serves: a complete sync delivers each once."""
-    with ds.lock:
-        ip, visitor = list(ds.bans["ip_address"]), list(ds.bans["visitor"])
-        served = {
-            "account": [ds.account], "routing_settings": [ds.routing_settings], "agents": ds.agents,
-            "bans": ip + visitor, "banned_ips": ip, "banned_visitors": visitor,
-            "agent_timeline": ds.agent_timeline, "departments": ds.departments, "goals": ds.goals,
-            "roles": ds.roles, "skills": ds.skills, "shortcuts": ds.shortcuts, "triggers": ds.triggers,
-        }
-        keys = {name: collections.Counter(key_of(name, r) for r in records) for name, records in served.items()}
-        keys["chats"] = collections.Counter((cid,) for cid in ds.chat_ids())
+    keys = {name: collections.Counter(key_of(name, r) for r in expected_records(ds, name))
+            for name in STREAMS if name != "chats"}
+    keys["chats"] = collections.Counter((cid,) for cid in ds.chat_ids())  # ids only: cheap for the soak's 200,000
     return keys
 
 
@@ -62,10 +56,11 @@ def assert_delivered_exactly(ds, *results, streams=None):
 
 
 def assert_nothing_after_last_state(result):
-    """A target commits only what a STATE covers: no RECORD may follow the last STATE."""
+    """A target commits only what a STATE covers: a run that fails or stops ends on a STATE."""
     types = [m["type"] for m in result.messages]
     last_state = max((i for i, t in enumerate(types) if t == "STATE"), default=-1)
     assert "RECORD" not in types[last_state + 1:], "RECORD messages after the last STATE"
+    assert not types or types[-1] == "STATE", f"the output ends on {types[-1]}, not a STATE"
 
 
 def retry_lines(stderr):
@@ -84,12 +79,12 @@ def full_catalog(streams):
 @pytest.fixture(scope="module")
 def dataset():
     # Every paged stream needs several pages: chats 2, timeline 2, agents 3 (limit 50), bans 3 (limit 100).
-    return Dataset.generate(seed=11, chats=1500, offline_msgs=100, agents=120, ip_bans=120, visitor_bans=80,
-                            timeline_entries=1200)
+    return Dataset.generate(seed=11, chats=1000, offline_msgs=100, agents=120, ip_bans=120, visitor_bans=80,
+                            timeline_entries=1100, history_events=4)
 
 
 def fault_config(sim, **overrides):
-    options = dict(agents_page_limit=50, bans_page_limit=100, request_timeout=1, max_retry_wait=0.25)
+    options = dict(agents_page_limit=50, bans_page_limit=100, request_timeout=1, max_retry_wait=0.1)
     options.update(overrides)
     return make_config(sim, **options)
 
@@ -110,7 +105,7 @@ def test_each_fault_alone_is_retried_and_every_record_arrives(simulator, dataset
     for path, times in MATRIX_TARGETS.items():
         sim.inject(kind, times=times, path=path, retry_after=1 if kind == "429" else None)
     # A 429 asks for 1 s; max_retry_wait must not cut it (that is tested on its own below).
-    config = fault_config(sim, max_retry_wait=2 if kind == "429" else 0.25)
+    config = fault_config(sim, max_retry_wait=2 if kind == "429" else 0.1)
 
     result = run_tap(config, timeout=120)
     matrix_row(kind, sim, result, dataset)
@@ -129,10 +124,10 @@ def test_each_fault_alone_is_retried_and_every_record_arrives(simulator, dataset
     clean = collections.Counter(r["path"] for r in sim.requests if not r["fault"])
     assert all(r["status"] == 200 for r in sim.requests if not r["fault"]), \
         "a fault-free request failed"
-    assert clean["agents"] == 3 and clean["incremental/chats"] == 2 and clean["departments"] == 1
+    assert clean["agents"] == 3 and clean["incremental/chats"] == 2 and clean["bans"] == 3
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_all_faults_mixed_at_20_percent(simulator, dataset, seed):
     sim = simulator(dataset, fault_rate=0.2, fault_kinds=Fault.ALL, fault_seed=seed, stall_seconds=2)
     result = run_tap(fault_config(sim), timeout=180)
@@ -152,9 +147,7 @@ def test_all_faults_mixed_at_20_percent(simulator, dataset, seed):
 PERSISTENT = {
     "503": "HTTP 503",
     "reset": "connection failed",
-    "invalid_json": "not valid JSON",
     "html_200": "not valid JSON (text/html",
-    "truncate": "connection failed",
 }
 
 
@@ -179,8 +172,9 @@ def test_persistent_fault_fails_fast_with_one_clear_line_and_a_resumable_state(s
     assert failed.last_state["currently_syncing"] == "departments"
 
     resumed = run_tap(config, state=failed.last_state, timeout=60).assert_ok()
-    assert_delivered_exactly(dataset, resumed)
-    # The incremental streams finished before the failure: the resume reads nothing of them again.
+    # Full-table streams are read whole again; the incremental ones finished before the failure,
+    # so the resume reads nothing of them again.
+    assert_delivered_exactly(dataset, resumed, streams=FULL_TABLE)
     assert not resumed.records("chats") and not resumed.records("agent_timeline")
     assert_delivered_exactly(dataset, failed, streams=["chats", "agent_timeline"])
 
@@ -262,8 +256,7 @@ def test_client_budget_keeps_the_run_under_the_limit(simulator, dataset):
     proc = start_tap(config, catalog=catalog)
     try:
         deadline = time.monotonic() + 30
-        while sim.count("departments") + sim.count("account") + sim.count("goals") + sim.count("roles") \
-                + sim.count("skills") < 5:
+        while len(sim.requests) < 5:
             assert time.monotonic() < deadline and proc.poll() is None, "the tap did not make 5 requests"
             time.sleep(0.05)
         time.sleep(1.5)

@@ -1,0 +1,108 @@
+"""Expiring tokens: the tap obtains an access token itself and renews it when a call answers 401."""
+import re
+
+import pytest
+
+from tests.harness import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TOKEN, make_config, run_tap
+from tests.integration.test_faults import assert_delivered_exactly
+from tests.simulator import Dataset
+
+CRITICAL_LINE = re.compile(r"^CRITICAL (.*)$", re.MULTILINE)
+TOKEN_PATH = "oauth2/token"
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return Dataset.generate(seed=41, chats=1000, offline_msgs=100, agents=120, timeline_entries=300,
+                            history_events=3)
+
+
+def oauth_config(sim, **overrides):
+    options = dict(access_token=None, refresh_token=REFRESH_TOKEN, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                   token_url=sim.token_url)
+    options.update(overrides)
+    return make_config(sim, **options)
+
+
+def api_requests(sim):
+    return [r for r in sim.requests if r["path"] != TOKEN_PATH]
+
+
+def test_refresh_token_grant_obtains_a_token_and_syncs(simulator, dataset):
+    sim = simulator(dataset)
+    result = run_tap(oauth_config(sim), timeout=60).assert_ok()
+    assert_delivered_exactly(dataset, result)
+    grants = [r for r in sim.requests if r["path"] == TOKEN_PATH]
+    assert len(grants) == 1 and grants[0]["method"] == "POST"
+    assert sim.requests[0]["path"] == TOKEN_PATH, "an API call went out before a token was obtained"
+    assert "Obtained a new access token (refresh_token grant)" in result.stderr
+    # Only the issued token is used; no call is made without one.
+    assert all(r["headers"]["Authorization"].startswith("Bearer sim-") for r in api_requests(sim))
+    assert all(r["status"] == 200 for r in api_requests(sim))
+
+
+def test_token_expiring_mid_run_is_renewed_on_401(simulator, dataset):
+    sim = simulator(dataset, token_ttl=1)
+    # The 429 makes the tap wait past the token's 1 s life in the middle of the chats export.
+    sim.inject("429", times=1, path="incremental/chats", retry_after=2)
+    result = run_tap(oauth_config(sim, max_retry_wait=3), timeout=90).assert_ok()
+    assert_delivered_exactly(dataset, result)
+    refused = [r for r in api_requests(sim) if r["status"] == 401]
+    grants = [r for r in sim.requests if r["path"] == TOKEN_PATH]
+    assert refused, "the token never expired during the run"
+    assert len(grants) == 1 + len(refused), "one renewal per refused call, no more"
+    assert "the access token was refused; obtaining a new one" in result.stderr
+    tokens = [r["headers"]["Authorization"] for r in api_requests(sim)]
+    assert len(set(tokens)) == len(grants)
+
+
+def test_configured_access_token_refused_is_renewed_with_the_refresh_token(simulator, dataset):
+    sim = simulator(dataset)
+    sim.revoke(TOKEN)
+    result = run_tap(oauth_config(sim, access_token=TOKEN), timeout=60).assert_ok()
+    assert_delivered_exactly(dataset, result)
+    statuses = [r["status"] for r in sim.requests]
+    assert statuses[:3] == [401, 200, 200] and sim.requests[1]["path"] == TOKEN_PATH
+
+
+def test_client_credentials_grant_without_refresh_token(simulator, dataset):
+    sim = simulator(dataset)
+    result = run_tap(oauth_config(sim, refresh_token=None), timeout=60).assert_ok()
+    assert_delivered_exactly(dataset, result)
+    assert "Obtained a new access token (client_credentials grant)" in result.stderr
+    assert sum(1 for r in sim.requests if r["path"] == TOKEN_PATH) == 1
+
+
+@pytest.mark.parametrize("wrong", ["client_secret", "refresh_token", "client_id"])
+def test_wrong_oauth_credentials_fail_clearly(simulator, dataset, wrong):
+    sim = simulator(dataset)
+    result = run_tap(oauth_config(sim, **{wrong: "wrong-value-123"}), timeout=30)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    critical = CRITICAL_LINE.findall(result.stderr)
+    assert len(critical) == 1, result.stderr[-2000:]
+    for phrase in ("OAuth token endpoint", sim.token_url, "refused to issue an access token", "HTTP 40",
+                   "Check client_id, client_secret and refresh_token"):
+        assert phrase in critical[0], f"{phrase!r} not in {critical[0]!r}"
+    assert not result.record_messages()
+    assert api_requests(sim) == [], "an API call went out without a token"
+
+
+def test_unreachable_token_endpoint_fails_clearly(simulator, dataset):
+    sim = simulator(dataset)
+    config = oauth_config(sim, token_url="http://127.0.0.1:9/oauth2/token", max_retries=2, max_retry_wait=0.1)
+    result = run_tap(config, timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    critical = CRITICAL_LINE.findall(result.stderr)
+    assert len(critical) == 1 and "Could not reach the OAuth token endpoint" in critical[0], result.stderr[-2000:]
+    assert result.stderr.count("OAuth token endpoint: ConnectionError; retry") == 2
+
+
+@pytest.mark.parametrize("kind", ["503", "reset"])
+def test_transient_fault_at_the_token_endpoint_is_retried(simulator, dataset, kind):
+    sim = simulator(dataset)
+    sim.inject(kind, times=1, path=TOKEN_PATH)
+    result = run_tap(oauth_config(sim, max_retry_wait=0.1), timeout=60)
+    result.assert_ok()
+    assert_delivered_exactly(dataset, result)
+    assert [r["fault"] for r in sim.requests if r["path"] == TOKEN_PATH] == [kind, None]
