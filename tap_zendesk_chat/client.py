@@ -84,13 +84,12 @@ def parse_retry_after(value, now=None):
 
 
 class Client:
-    """Talks to the API root of the config. Bearer token goes to that scheme/host/port only."""
+    """Talks to the API root of the config. Every URL is built from that root: the bearer token goes to no
+    other host (next_page links are never followed, redirects are not followed)."""
 
     def __init__(self, config, stop_event=None):
         self.config = config
         self.root = config.api_root
-        root = urllib.parse.urlsplit(self.root)
-        self._origin = (root.scheme, root.hostname, root.port or (443 if root.scheme == "https" else 80))
         self._token = config.access_token
         self._stop = stop_event or threading.Event()
         self._sent = collections.deque()
@@ -113,16 +112,6 @@ class Client:
     def get(self, path, params=None):
         """GET a path under the API root and return the decoded JSON body."""
         return self._request(path, f"{self.root}/{path}", params)
-
-    def get_url(self, url, endpoint):
-        """GET an absolute URL the API gave (next_page/next_url), only on the API root's own host."""
-        parts = urllib.parse.urlsplit(url)
-        origin = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        if origin != self._origin:
-            raise UnexpectedResponseError(
-                f"{endpoint}: the API sent a next page on another host ({parts.scheme}://{parts.hostname}); "
-                f"refusing to send the token anywhere but {self._origin[0]}://{self._origin[1]}.")
-        return self._request(endpoint, url, None)
 
     def sleep(self, seconds):
         """Wait, but wake at once (raising Interrupted) when a stop was asked for."""

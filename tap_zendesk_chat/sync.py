@@ -151,7 +151,8 @@ class Sync:
         except ForbiddenError as exc:
             if stream.name != "account":
                 raise
-            LOGGER.info("account: skipped; %s (Chat accounts inside Zendesk Support answer 403 here)", exc)
+            LOGGER.info("account: skipped; %s (normal for Chat accounts inside Zendesk Support; if other streams "
+                        "answer 403 too, the token's user or the plan lacks API access)", exc)
             members[0].report.finish("skipped", "403")
             return
         for member in members:
