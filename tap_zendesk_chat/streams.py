@@ -11,6 +11,7 @@ class Stream:
     replication_method = "FULL_TABLE"
     replication_key = None
     records_key = None  # the body's field holding the records; None: the body is the list
+    fix_record = None  # a stream's own repair of one record, run before the schema's plan
 
     def get_records(self, body):
         records = body.get(self.records_key) if self.records_key and isinstance(body, dict) else body
@@ -171,6 +172,16 @@ class Chats(IncrementalExportStream):
     records_key = "chats"
     replication_key = "update_timestamp"
     id_field = "id"
+
+    @staticmethod
+    def fix_record(record):
+        """`webpath` items are objects, but the API sometimes sends a bare [from, to] pair: make it one.
+        (A list inside a list also breaks targets that map arrays to database arrays.)"""
+        webpath = record.get("webpath")
+        if webpath.__class__ is list:
+            for index, item in enumerate(webpath):
+                if item.__class__ is list:
+                    webpath[index] = {"from": item[0], "to": item[1]} if len(item) == 2 else {"values": item}
 
 
 class AgentTimeline(IncrementalExportStream):

@@ -95,7 +95,7 @@ class Sync:
         report = StreamReport(selected.name, self.client, counts_requests)
         self.reports.append(report)
         report.start(detail)
-        return stream, report, RecordPlan(selected.schema, selected.deselected)
+        return stream, report, RecordPlan(selected.schema, selected.deselected, stream.fix_record)
 
     def _emit(self, name, stream, plan, records, version, report, bookmark=None):
         keys = stream.key_properties

@@ -1,11 +1,6 @@
-"""What the simulator's dataset says each stream must deliver, and a date-agnostic comparison."""
+"""What the simulator's dataset says each stream must deliver."""
 import copy
 import json
-import re
-
-from tap_zendesk_chat.dates import normalize_datetime
-
-_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 
 
 def expected_records(dataset, stream):
@@ -29,20 +24,6 @@ def expected_records(dataset, stream):
         "triggers": lambda: dataset.triggers,
     }
     return copy.deepcopy(list(sources[stream]()))
-
-
-def canonical(value):
-    """The value with every timestamp-looking string in the tap's output form, for comparison."""
-    if isinstance(value, dict):
-        return {k: canonical(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [canonical(v) for v in value]
-    if isinstance(value, str) and _TIMESTAMP.match(value):
-        try:
-            return normalize_datetime(value)
-        except ValueError:
-            return value
-    return value
 
 
 def key_of(stream_key_properties, record):

@@ -7,6 +7,7 @@ from singer import metadata as singer_metadata
 
 from tap_zendesk_chat.discover import CatalogError, build_catalog, parse_catalog, select_all
 from tap_zendesk_chat.schemas import get_metadata, load_schema
+from tap_zendesk_chat.transform import RecordPlan
 from tap_zendesk_chat.streams import STREAMS
 
 
@@ -71,7 +72,10 @@ def test_records_of_the_reference_shape_validate():
     chat = {"id": "1704.2314815.QHgVx6SOrRuSx", "type": "chat", "update_timestamp": "2024-05-01T10:00:00Z",
             "agent_ids": ["360001"], "unread": 1, "webpath": [["a", "b"], {"from": "x", "timestamp": 1}],
             "history": [{"type": "chat.msg", "msg_id": 5, "department_id": "7"}], "new_field": {"a": 1}}
-    Draft4Validator(load_schema("chats")).validate(chat)
+    schema = load_schema("chats")
+    emitted = RecordPlan(schema, (), STREAMS["chats"].fix_record).apply(chat)  # what the tap writes
+    Draft4Validator(schema).validate(emitted)
+    assert emitted["unread"] is True and emitted["webpath"][0] == {"from": "a", "to": "b"}
     timeline = {"agent_id": 360786799676, "start_time": "2020-12-14T04:08:32.301292Z", "status": "invisible",
                 "duration": 459.213926, "engagement_count": 0}
     Draft4Validator(load_schema("agent_timeline")).validate(timeline)
