@@ -1,0 +1,154 @@
+"""The tap piped into meltanolabs-target-postgres 0.8.1, loading a PostgreSQL server the tests start themselves.
+
+Two syncs: a full one, then `dataset.mutate()` and an incremental one from the target's state. Chats are
+upserted on their key; full-table streams come with a new table version and ACTIVATE_VERSION, on which the
+target (hard_delete: true) deletes the rows of older versions, so agents removed upstream disappear."""
+import uuid
+
+import pytest
+
+from tap_zendesk_chat.streams import STREAMS
+from tests.e2e.tools import expected_counts, expected_keys, key_of, loading_blockers, run_pipeline, small_dataset, tool
+from tests.harness import TOKEN, make_config
+from tests.simulator import Simulator
+
+SCHEMA = "zendesk_chat"
+
+
+class Loaded:
+    """The database after both syncs, and what each sync and the mutation did."""
+
+    def __init__(self, postgres, database, dataset):
+        self.postgres, self.database, self.dataset = postgres, database, dataset
+        self.first = self.changes = self.second = self.retagged = None
+        self.after_first = self.expected_after_first = None
+
+    def snapshot(self):
+        """Rows per stream, the keys of every keyed table, and every chat's tags."""
+        return {"counts": {stream: self.count(stream) for stream in STREAMS},
+                "keys": {stream: set(self.keys(stream)) for stream in STREAMS if STREAMS[stream].key_properties},
+                "chat_tags": {row["id"]: row["tags"] or [] for row in self.table("chats", "id, tags")}}
+
+    def rows(self, sql):
+        return self.postgres.rows(sql, self.database)
+
+    def table(self, stream, columns="*"):
+        return self.rows(f'SELECT {columns} FROM {SCHEMA}."{stream}"')
+
+    def count(self, stream):
+        return int(self.postgres.psql(f'SELECT count(*) FROM {SCHEMA}."{stream}"', self.database))
+
+    def keys(self, stream):
+        columns = ", ".join(f'"{k}"' for k in STREAMS[stream].key_properties)
+        return [key_of(stream, row) for row in self.table(stream, columns)]
+
+
+@pytest.fixture(scope="module")
+def loaded(postgres, tmp_path_factory):
+    target = tool("target-postgres", "target-postgres")
+    database = postgres.create_database(f"e2e_{uuid.uuid4().hex[:12]}")
+    target_config = postgres.target_config(database, SCHEMA, hard_delete=True, add_record_metadata=True,
+                                           activate_version=True)
+    dataset = small_dataset(seed=51)
+    workdir = tmp_path_factory.mktemp("target-postgres")
+    with Simulator(dataset, token=TOKEN) as sim:
+        config = make_config(sim)
+        first = run_pipeline(config, target, target_config, workdir=workdir / "first")
+        first.assert_ok()
+        assert not loading_blockers(first.schemas()), "a schema declares a type no SQL column can hold"
+        loaded = Loaded(postgres, database, dataset)
+        loaded.first = first
+        loaded.after_first = loaded.snapshot()
+        loaded.expected_after_first = {
+            "counts": expected_counts(dataset),
+            "keys": {stream: expected_keys(dataset, stream) for stream in STREAMS if STREAMS[stream].key_properties},
+            "chat_tags": {chat["id"]: chat["tags"] for chat in dataset.chats}}
+        loaded.changes = dataset.mutate(seed=1)
+        # One more change whose effect is sure to be visible: a chat tagged after it ended.
+        retagged = next(c for c in dataset.live_chat_ids() if c not in loaded.changes["updated_chats"])
+        dataset.update_chat(retagged, tags=sorted(set(dataset.chat(retagged)["tags"]) | {"e2e_retagged"}))
+        loaded.changes["updated_chats"].append(retagged)
+        loaded.retagged = retagged
+        loaded.second = run_pipeline(config, target, target_config, state=first.target_states[-1],
+                                     workdir=workdir / "second")
+        loaded.second.assert_ok()
+    return loaded
+
+
+def test_a_table_per_stream_with_the_streams_primary_keys(loaded):
+    tables = {row["table_name"] for row in loaded.rows(
+        f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{SCHEMA}'")}
+    assert tables == set(STREAMS)
+    keys = loaded.rows(f"""
+        SELECT tc.table_name, kcu.column_name, kcu.ordinal_position
+        FROM information_schema.table_constraints tc
+        JOIN information_schema.key_column_usage kcu
+          ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema
+        WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = '{SCHEMA}'""")
+    keys.sort(key=lambda r: r["ordinal_position"])
+    got = {name: [r["column_name"] for r in keys if r["table_name"] == name] for name in STREAMS}
+    assert got == {name: list(stream.key_properties) for name, stream in STREAMS.items()}
+
+
+def test_first_sync_loads_every_row(loaded):
+    got, want = loaded.after_first, loaded.expected_after_first
+    assert got["counts"] == want["counts"]
+    assert got["keys"] == want["keys"]
+    assert got["chat_tags"] == want["chat_tags"]
+
+
+def test_second_sync_leaves_every_table_equal_to_the_api(loaded):
+    dataset = loaded.dataset
+    assert {stream: loaded.count(stream) for stream in STREAMS} == expected_counts(dataset)
+    for stream in STREAMS:
+        if STREAMS[stream].key_properties:
+            assert set(loaded.keys(stream)) == expected_keys(dataset, stream), stream
+
+
+def test_second_sync_is_incremental_for_chats(loaded):
+    changes = loaded.changes
+    changed = set(changes["updated_chats"]) | set(changes["deleted_chats"]) | set(changes["new_chats"])
+    assert {chat["id"] for chat in loaded.second.records("chats")} == changed
+    assert len(loaded.second.records("agent_timeline")) == changes["new_timeline_entries"]
+
+
+def test_changed_chats_are_upserted(loaded):
+    dataset, changes = loaded.dataset, loaded.changes
+    columns = "id, tags, rating, comment, zendesk_ticket_id, deleted, type"
+    rows = {row["id"]: row for row in loaded.table("chats", columns)}
+    assert len(rows) == dataset.chat_count()
+    for chat_id in changes["updated_chats"]:
+        want = dataset.chat(chat_id)
+        got = rows[chat_id]
+        assert (got["tags"] or []) == want["tags"], chat_id
+        assert got["zendesk_ticket_id"] == want.get("zendesk_ticket_id"), chat_id
+        if want["type"] == "chat":
+            assert (got["rating"], got["comment"]) == (want["rating"], want["comment"]), chat_id
+    assert "e2e_retagged" in rows[loaded.retagged]["tags"]
+    for chat_id in changes["new_chats"]:
+        assert rows[chat_id]["type"] == dataset.chat(chat_id)["type"]
+        assert rows[chat_id]["deleted"] is False
+    for chat_id in changes["deleted_chats"]:
+        assert rows[chat_id]["deleted"] is True
+    assert sum(1 for row in rows.values() if row["deleted"]) == len(dataset.deleted_chat_ids())
+
+
+def test_rows_removed_upstream_disappear_through_activate_version(loaded):
+    dataset, changes = loaded.dataset, loaded.changes
+    agents = {row["id"]: row for row in loaded.table("agents", 'id, email, login_count, "_sdc_table_version"')}
+    assert changes["removed_agents"] and not set(changes["removed_agents"]) & set(agents)
+    assert set(changes["new_agents"]) <= set(agents)
+    for agent_id in changes["updated_agents"]:
+        want = next(a for a in dataset.agents if a["id"] == agent_id)
+        assert agents[agent_id]["login_count"] == want["login_count"]
+    # Every row left is of the version the second sync activated.
+    activated = [m["version"] for m in loaded.second.messages
+                 if m["type"] == "ACTIVATE_VERSION" and m["stream"] == "agents"]
+    assert len(activated) == 1 and {row["_sdc_table_version"] for row in agents.values()} == set(activated)
+
+    triggers = {row["id"] for row in loaded.table("triggers", "id")}
+    assert not set(changes["removed_triggers"]) & triggers
+    bans = {row["id"] for row in loaded.table("bans", "id")}
+    assert not set(changes["removed_bans"]) & bans and set(changes["new_bans"]) <= bans
+    # A stream without a key is replaced whole, not appended to.
+    assert loaded.count("routing_settings") == 1
