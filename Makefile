@@ -32,6 +32,7 @@ e2e: $(STAMP) $(E2E_STAMP)
 
 ## The main job on the bundled local sandbox: simulator up, discovery, sync, summary.
 demo: $(STAMP)
+	PYTHON=$(PYTHON) bash scripts/e2e_venvs.sh target-jsonl
 	$(BIN)/python scripts/demo.py
 
 ## The performance benchmark (bench/README.md); more N: make bench BENCH_ARGS="--chats 50000 200000".
