@@ -343,3 +343,24 @@ def test_agent_timeline_more_than_a_page_in_one_microsecond_is_an_error_not_a_lo
     with pytest.raises(UnexpectedResponseError):
         export(api, cursor=(base, None), limit=5, key_of=TIMELINE_KEY, records_key="agent_timeline",
                send_start_id=False)
+
+
+@given(stamps=st.lists(st.tuples(st.integers(0, 20), st.text("abcdef0123", min_size=1, max_size=4)),
+                       max_size=150, unique=True),
+       limit=st.integers(2, 40), inclusive=st.booleans(), resume_after=st.integers(0, 10))  # 1 + inclusive: no progress possible
+def test_export_property_cursor_order_and_resume(stamps, limit, inclusive, resume_after):
+    """Any mix of shared seconds and ids, any page size, either start_id semantics, and a resume from any
+    page's cursor: records come once each, in cursor order, and every cursor is ahead of what it covers."""
+    records = [chat(T0 + s, i) for s, i in stamps]
+    want = sorted(CHAT_KEY(r) for r in records)
+    pages, keys = export(ExportApi(records, inclusive=inclusive), limit=limit)
+    assert keys == want
+    cursors = [p.cursor for p in pages]
+    assert cursors == sorted(cursors, key=lambda c: (c[0], c[1] or ""))
+    for page in pages:
+        assert all(CHAT_KEY(r) <= page.cursor for r in page.records)
+    # Resume from the cursor of some page (as a killed run would): exactly the rest comes.
+    if pages and pages[0].records:
+        stop = pages[min(resume_after, len(pages) - 1)]
+        _, rest = export(ExportApi(records, inclusive=inclusive), cursor=stop.cursor, limit=limit)
+        assert rest == [k for k in want if k > stop.cursor]
