@@ -9,6 +9,7 @@ import urllib.parse
 
 import backoff
 import requests
+import urllib3
 import singer
 from singer import metrics
 
@@ -215,23 +216,25 @@ class Client:
         self.requests_by_endpoint[endpoint] += 1
         headers = {"Authorization": f"Bearer {self._token}"}
         with metrics.http_request_timer(endpoint) as timer:
+            timer.tags[metrics.Tag.http_status_code] = 0
             try:
-                response = self.session.get(url, params=params, headers=headers,
+                # stream=True and one read of the whole body: half the CPU of requests' chunked .content
+                response = self.session.get(url, params=params, headers=headers, stream=True,
                                             timeout=self.config.request_timeout, allow_redirects=False)
-            except requests.Timeout:
-                timer.tags[metrics.Tag.http_status_code] = 0
+                status = response.status_code
+                timer.tags[metrics.Tag.http_status_code] = status
+                body = response.raw.read(decode_content=True) if status == 200 else response.content
+                response.raw.release_conn()
+            except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
                 raise _Retry(f"no response within {self.config.request_timeout:g} s") from None
-            except requests.RequestException as exc:
-                timer.tags[metrics.Tag.http_status_code] = 0
-                raise _Retry(f"connection failed ({type(exc).__name__})") from None
-            status = response.status_code
-            timer.tags[metrics.Tag.http_status_code] = status
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise _Retry(f"connection failed or body cut short ({type(exc).__name__})") from None
             if status == 200:
                 try:
-                    return fastjson.loads(response.content)
+                    return fastjson.loads(body)
                 except ValueError:
                     kind = response.headers.get("Content-Type", "unknown type").split(";")[0]
-                    raise _Retry(f"a 200 response that is not valid JSON ({kind}, {len(response.content)} bytes)") from None
+                    raise _Retry(f"a 200 response that is not valid JSON ({kind}, {len(body)} bytes)") from None
             if status == 429:
                 wait = parse_retry_after(response.headers.get("Retry-After"))
                 raise _Retry("rate limited (429)" + (f", Retry-After {wait:g} s" if wait is not None else ""), wait)
