@@ -37,7 +37,7 @@ def parse_datetime(value):
             except Exception as exc:  # pendulum raises its own ParserError and others
                 raise ValueError(f"not a timestamp: {value!r}") from exc
             if not isinstance(parsed, dt.datetime):
-                raise ValueError(f"not a timestamp: {value!r}")
+                raise ValueError(f"not a timestamp: {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:

@@ -1,8 +1,6 @@
 """Chats and agent_timeline: exact incremental sync that never loses a change (issue 3)."""
-import datetime as dt
 import math
 import random
-import signal
 import time
 
 import pytest
