@@ -23,9 +23,15 @@ def main(argv=None):
     parser.add_argument("--start-time", type=int, required=True, help="epoch seconds, as the tap's start_date")
     parser.add_argument("--out", default="/dev/null")
     parser.add_argument("--summary", required=True, help="JSON file for records, requests and bytes")
+    parser.add_argument("--orjson", action="store_true",
+                        help="orjson.loads/orjson.dumps instead of the standard library: the C-speed floor")
     args = parser.parse_args(argv)
 
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    if args.orjson:
+        import orjson
+        loads, dumps = orjson.loads, lambda value: orjson.dumps(value).decode()
+    else:
+        loads, dumps = json.loads, json.JSONEncoder(separators=(",", ":")).encode
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {args.token}", "Accept": "application/json"})
     url = f"{args.base_url}/incremental/chats"
@@ -38,7 +44,7 @@ def main(argv=None):
             requests_sent += 1
             response.raise_for_status()
             body_bytes += len(response.content)
-            page = json.loads(response.content)
+            page = loads(response.content)
             chats = page["chats"]
             lines = [dumps(chat) + "\n" for chat in chats]
             out.write("".join(lines))

@@ -6,10 +6,11 @@ import pendulum
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-# Already in the form we emit. The first pattern is the hot path: days up to 28 exist in every month,
-# so a match needs no calendar check; later days go through the full check.
+# Already in the form we emit. The first pattern is the hot path: it accepts only days that exist in
+# their month (29 February aside, which takes the full check), so a match needs no calendar check.
 CANONICAL_FAST = re.compile(
-    r"[1-9]\d{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?Z\Z")
+    r"[1-9]\d{3}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+    r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?Z\Z")
 _CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z\Z")
 # The tolerant fallback parser fills missing parts from today ("now", "12:00"): a year must be there.
 _HAS_YEAR = re.compile(r"\d{4}")
