@@ -86,5 +86,14 @@ def from_epoch_micros(micros):
     return EPOCH + dt.timedelta(microseconds=int(micros))
 
 
+def to_epoch(value, unit):
+    """An aware datetime as the API's epoch number: "seconds" or "microseconds"."""
+    return to_epoch_seconds(value) if unit == "seconds" else to_epoch_micros(value)
+
+
+def from_epoch(number, unit):
+    return from_epoch_seconds(number) if unit == "seconds" else from_epoch_micros(number)
+
+
 def utcnow():
     return dt.datetime.now(UTC)

@@ -25,9 +25,9 @@ def _require_id(record, what):
     return record["id"]
 
 
-def iter_single(fetch):
-    """One GET, one page."""
-    yield Page(fetch(None))
+def iter_single(fetch, extract):
+    """One GET, one page: `extract(body)` gives its records."""
+    yield Page(extract(fetch(None)))
 
 
 def iter_since_id(fetch, since_id, limit, split, what):

@@ -12,8 +12,7 @@ The older singer-io tap's keys are converted on load (see `upgrade_state`)."""
 import copy
 
 from tap_zendesk_chat.config import ConfigError
-from tap_zendesk_chat.dates import (format_datetime, from_epoch_micros, from_epoch_seconds, parse_datetime,
-                                    to_epoch_micros)
+from tap_zendesk_chat.dates import format_datetime, from_epoch, parse_datetime, to_epoch, to_epoch_seconds
 
 STATE_VERSION = 2
 
@@ -77,7 +76,7 @@ def _upgrade_bookmark(name, bookmark, notes):
             start = min(times)
             notes.append(f"state: the older tap's chats bookmarks converted: reading chats updated since "
                          f"{format_datetime(start)} (the earlier of its chat and offline message times)")
-            return {"update_timestamp": format_datetime(start), "cursor": [int(start.timestamp()), None]}
+            return {"update_timestamp": format_datetime(start), "cursor": [to_epoch_seconds(start), None]}
     if isinstance(legacy_offset, dict) and legacy_offset:
         notes.append(f"state: the older tap was interrupted in '{name}'; that stream restarts from its beginning "
                      "(its offset cannot be combined with versioned full-table loads)")
@@ -113,13 +112,12 @@ def get_export_cursor(state, stream, replication_key, unit, start_date):
         start = _parse_bookmark_time(stream, replication_key, bookmark[replication_key])
     else:
         start = start_date
-    return (int(start.timestamp()) if unit == "seconds" else to_epoch_micros(start), None)
+    return (to_epoch(start, unit), None)
 
 
 def set_export_cursor(state, stream, replication_key, unit, cursor, full_table_version=None, full_table=False):
     """Record the export cursor; a FULL_TABLE re-read of an export also keeps its flag and version."""
-    when = from_epoch_seconds(cursor[0]) if unit == "seconds" else from_epoch_micros(cursor[0])
-    bookmark = {replication_key: format_datetime(when), "cursor": [cursor[0], cursor[1]]}
+    bookmark = {replication_key: format_datetime(from_epoch(cursor[0], unit)), "cursor": [cursor[0], cursor[1]]}
     if full_table:
         bookmark["full_table"] = True
         if full_table_version is not None:

@@ -1,7 +1,7 @@
 """Base classes by paging style, and one short declaration per stream; the STREAMS registry."""
 from tap_zendesk_chat import pagination
 from tap_zendesk_chat.client import UnexpectedResponseError
-from tap_zendesk_chat.dates import parse_datetime, to_epoch_micros, to_epoch_seconds
+from tap_zendesk_chat.dates import parse_datetime, to_epoch
 
 
 class Stream:
@@ -25,8 +25,7 @@ class FullTableStream(Stream):
     """One GET: a list, or one object (see ObjectStream)."""
 
     def iter_pages(self, client, config, since_id=None):
-        for page in pagination.iter_single(lambda _params: client.get(self.path)):
-            yield pagination.Page(self.get_records(page.records))
+        return pagination.iter_single(lambda _params: client.get(self.path), self.get_records)
 
 
 class ObjectStream(FullTableStream):
@@ -73,7 +72,7 @@ class IncrementalExportStream(Stream):
         except (KeyError, TypeError, ValueError):
             raise UnexpectedResponseError(f"{self.name}: a record without a readable {self.replication_key} and "
                                           f"{self.id_field} ({str(record)[:120]}).") from None
-        return (to_epoch_seconds(when) if self.time_unit == "seconds" else to_epoch_micros(when), key)
+        return (to_epoch(when, self.time_unit), key)
 
     def iter_pages(self, client, config, cursor, stop_at):
         fetch = lambda params: client.get(self.path, params)  # noqa: E731

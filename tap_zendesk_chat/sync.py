@@ -2,16 +2,15 @@
 
 A STATE is written only after every record it covers; a page's records are written together, then its STATE."""
 import dataclasses
-import gc
 import datetime
+import gc
 import time
 
 import singer
 
 from tap_zendesk_chat import state as states
 from tap_zendesk_chat.client import ForbiddenError, Interrupted, UnexpectedResponseError
-from tap_zendesk_chat.dates import format_datetime, from_epoch_micros, from_epoch_seconds, to_epoch_micros, \
-    to_epoch_seconds, utcnow
+from tap_zendesk_chat.dates import format_datetime, from_epoch, to_epoch, utcnow
 from tap_zendesk_chat.report import StreamReport, log_summary
 from tap_zendesk_chat.streams import STREAMS, IncrementalExportStream, SinceIdStream
 from tap_zendesk_chat.transform import RecordPlan
@@ -181,8 +180,8 @@ class Sync:
                 states.clear_bookmark(self.state, selected.name)
         cursor = states.get_export_cursor(self.state, selected.name, stream.replication_key, unit,
                                           self.config.start_date)
-        stop_at = self._in_unit(unit, self.now - datetime.timedelta(seconds=EXPORT_QUIET_SECONDS))
-        when = format_datetime(from_epoch_seconds(cursor[0]) if unit == "seconds" else from_epoch_micros(cursor[0]))
+        stop_at = to_epoch(self.now - datetime.timedelta(seconds=EXPORT_QUIET_SECONDS), unit)
+        when = format_datetime(from_epoch(cursor[0], unit))
         stream, report, plan = self._begin(selected, ("full table" if full_table else "incremental")
                                            + f" from {when}")
         if cursor[0] >= stop_at:
@@ -202,7 +201,3 @@ class Sync:
             states.clear_bookmark(self.state, selected.name)
             self.writer.write_state(self.state)
         self._finish(plan, report, f"bookmark {when}")
-
-    @staticmethod
-    def _in_unit(unit, moment):
-        return to_epoch_seconds(moment) if unit == "seconds" else to_epoch_micros(moment)
