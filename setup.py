@@ -17,6 +17,7 @@ setup(
         "backoff==2.2.1",
         "pendulum==3.3.0",
         "orjson==3.13.0",
+        "msgspec==0.22.0",
     ],
     extras_require={
         "test": [

@@ -110,9 +110,11 @@ class Client:
             self._session.close()
 
     # -- public ---------------------------------------------------------------------------------
-    def get(self, path, params=None):
-        """GET a path under the API root and return the decoded JSON body."""
-        return self._request(path, f"{self.root}/{path}", params)
+    def get(self, path, params=None, decode=fastjson.loads):
+        """GET a path under the API root and return the body as `decode(bytes)` gives it.
+
+        `decode` raises ValueError for a body that is not JSON; that is retried like a cut-off body."""
+        return self._request(path, f"{self.root}/{path}", params, decode)
 
     def sleep(self, seconds):
         """Wait, but wake at once (raising Interrupted) when a stop was asked for."""
@@ -179,7 +181,7 @@ class Client:
         self._token = token
         LOGGER.info("Obtained a new access token (%s grant)", data["grant_type"])
 
-    def _request(self, endpoint, url, params):
+    def _request(self, endpoint, url, params, decode=fastjson.loads):
         self._ensure_token()
         delays = backoff.expo(base=2, factor=1, max_value=min(MAX_BACKOFF, self.config.max_retry_wait))
         next(delays)  # backoff's generators start with a None priming value
@@ -189,7 +191,7 @@ class Client:
                 raise Interrupted()
             self._wait_for_budget()
             try:
-                return self._send_once(endpoint, url, params)
+                return self._send_once(endpoint, url, params, decode)
             except _Retry as retry:
                 attempts += 1
                 self.retries_by_endpoint[endpoint] += 1
@@ -212,7 +214,7 @@ class Client:
                 LOGGER.info("%s: the access token was refused; obtaining a new one", endpoint)
                 self._obtain_token()
 
-    def _send_once(self, endpoint, url, params):
+    def _send_once(self, endpoint, url, params, decode):
         self.requests_by_endpoint[endpoint] += 1
         headers = {"Authorization": f"Bearer {self._token}"}
         with metrics.http_request_timer(endpoint) as timer:
@@ -231,7 +233,7 @@ class Client:
                 raise _Retry(f"connection failed or body cut short ({type(exc).__name__})") from None
             if status == 200:
                 try:
-                    return fastjson.loads(body)
+                    return decode(body)
                 except ValueError:
                     kind = response.headers.get("Content-Type", "unknown type").split(";")[0]
                     raise _Retry(f"a 200 response that is not valid JSON ({kind}, {len(body)} bytes)") from None

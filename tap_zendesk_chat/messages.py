@@ -25,7 +25,11 @@ class MessageWriter:
         self._buffer.append(dumps(message) + b"\n")
 
     def write_records(self, stream, records, version=None, time_extracted=None):
-        """The hot path: the envelope is serialised once per page, each record once."""
+        self.write_encoded(stream, [dumps(record) for record in records], version, time_extracted)
+
+    def write_encoded(self, stream, encoded, version=None, time_extracted=None):
+        """The hot path: records already serialised (bytes-like, one JSON object each, no line break);
+        the envelope is serialised once per page."""
         head = b'{"type":"RECORD","stream":' + dumps(stream) + b',"record":'
         tail = b""
         if version is not None:
@@ -33,7 +37,7 @@ class MessageWriter:
         if time_extracted is not None:
             tail += b',"time_extracted":' + dumps(time_extracted)
         tail += b"}\n"
-        self._buffer += [head + dumps(record) + tail for record in records]
+        self._buffer += [head + record + tail for record in encoded]
 
     def write_activate_version(self, stream, version):
         self._buffer.append(dumps({"type": "ACTIVATE_VERSION", "stream": stream, "version": int(version)}) + b"\n")

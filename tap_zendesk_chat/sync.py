@@ -9,7 +9,7 @@ import time
 import singer
 
 from tap_zendesk_chat import state as states
-from tap_zendesk_chat.client import ForbiddenError, Interrupted, UnexpectedResponseError
+from tap_zendesk_chat.client import ForbiddenError, Interrupted
 from tap_zendesk_chat.dates import format_datetime, from_epoch, to_epoch, utcnow
 from tap_zendesk_chat.report import StreamReport, log_summary
 from tap_zendesk_chat.streams import STREAMS, IncrementalExportStream, SinceIdStream
@@ -99,20 +99,13 @@ class Sync:
         report = StreamReport(selected.name, self.client, counts_requests)
         self.reports.append(report)
         report.start(detail)
-        return stream, report, RecordPlan(selected.schema, selected.deselected, stream.fix_record)
+        return stream, report, RecordPlan(selected.schema, selected.deselected, stream.fix_record, stream.fix_fields,
+                                          stream.key_properties, selected.name)
 
     def _emit(self, name, stream, plan, records, version, report, bookmark=None):
-        keys = stream.key_properties
-        out = []
-        for record in records:
-            record = plan.apply(record)
-            for key in keys:
-                if record.get(key) is None:
-                    raise UnexpectedResponseError(f"{name}: the API sent a record without its key '{key}' "
-                                                  f"({str(record)[:120]}).")
-            out.append(record)
-        self.writer.write_records(name, out, version, format_datetime(utcnow()))
-        report.add(len(out), bookmark)
+        encoded = plan.encode(records)
+        self.writer.write_encoded(name, encoded, version, format_datetime(utcnow()))
+        report.add(len(encoded), bookmark)
 
     def _finish(self, plan, report, note=""):
         if plan.bad_dates:
