@@ -111,6 +111,10 @@ class Sync:
         if plan.bad_dates:
             LOGGER.warning("%s: %d values that were not timestamps were set to null (first: %s)",
                            report.name, plan.bad_dates, plan.bad_date_example)
+        if plan.raw_records:
+            LOGGER.info("%s: %d of %d records went out as the API sent them; %d needed changes (0/1 booleans, "
+                        "timestamps not in UTC, webpath pairs or deselected fields)", report.name,
+                        plan.raw_records - plan.rewritten, plan.raw_records, plan.rewritten)
         report.finish("done", note)
 
     # -- full-table streams: one GET, or an id-cursor walk shared by the streams of one endpoint ----------

@@ -119,7 +119,8 @@ class RecordPlan:
         self.key_properties = tuple(key_properties)
         self.bad_dates = 0
         self.bad_date_example = None
-        self.rewritten = 0  # raw records that needed work (the others went out byte for byte)
+        self.raw_records = 0  # records that came as slices of their page (msgspec.Raw)
+        self.rewritten = 0  # of those, the ones that needed work (the others went out byte for byte)
         lines = ["def apply(record):"]
         if fix_record is not None:
             lines.append("    _fix_record(record)")
@@ -190,6 +191,8 @@ class RecordPlan:
         """Each record as JSON bytes (or the record's own slice of the page when nothing changes)."""
         out = []
         append = out.append
+        if records and records[0].__class__ is Raw:  # a page is all raw or all decoded
+            self.raw_records += len(records)
         if self.deselected:  # a record that loses fields can never go out as it came
             for record in records:
                 append(self._patch(record) if record.__class__ is Raw else self._encode_dict(record))

@@ -1,0 +1,189 @@
+"""The two ways into a RecordPlan give the same records: a record still in the page's bytes (msgspec.Raw,
+the export streams) and the same record decoded (every other stream, and the fallback).
+
+Records are generated from each stream's own schema, with the API's quirks and worse mixed in: 0/1 for
+booleans, timestamps in every form (offsets, "+00:00Z", garbage, numbers, impossible days), objects that
+are strings, webpath pairs, keys that are null or missing, fields no schema lists, huge integers."""
+import copy
+import json
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tap_zendesk_chat import fastjson
+from tap_zendesk_chat.client import UnexpectedResponseError
+from tap_zendesk_chat.schemas import load_schema
+from tap_zendesk_chat.streams import STREAMS
+from tap_zendesk_chat.transform import RecordPlan, _is_boolean, _is_date, _types
+
+CANONICAL = st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if d.microsecond % 3 else f".{d.microsecond:06d}Z"))
+ODD_DATES = st.sampled_from([
+    "2024-05-01T10:00:00+00:00", "2017-04-24T12:43:37+00:00Z", "2024-05-01T09:30:00+02:00", "2024-05-01 10:00:00",
+    "2024-05-01T10:00:00", "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2024-04-31T00:00:00Z", "0999-01-01T00:00:00Z",
+    "2024-05-01T24:00:00Z", "2024-05-01T10:00:00.1234567Z", "2024-05-01t10:00:00z", "N/A", "", "later", "2024-05-01",
+    "2024-05-01T10:00:00Z\x1f2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z\n",
+])
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                      max_size=3), max_leaves=6)
+
+
+def value_for(schema, depth=0):
+    """Values a field of this schema may hold: mostly what it says, sometimes not."""
+    if not isinstance(schema, dict):
+        return JSON
+    if _is_date(schema):
+        return CANONICAL | CANONICAL | ODD_DATES | st.none() | st.integers(0, 2 ** 40) | JSON
+    if _is_boolean(schema):
+        return st.sampled_from([True, False, 0, 1, 2, -1, None, "true", 1.0, 10 ** 20])
+    types = _types(schema)
+    if "object" in types and isinstance(schema.get("properties"), dict) and depth < 3:
+        return record_for(schema, depth + 1) | JSON
+    if "array" in types and isinstance(schema.get("items"), dict) and depth < 3:
+        items = value_for(schema["items"], depth + 1) | st.lists(st.text(max_size=6), max_size=3)  # a webpath pair
+        return st.lists(items, max_size=4) | st.none() | JSON
+    return JSON
+
+
+def record_for(schema, depth=0, keys=()):
+    properties = schema.get("properties", {})
+    optional = {key: value_for(sub, depth) for key, sub in properties.items() if key not in keys}
+    required = {key: value_for(properties.get(key), depth) if key in properties else st.text(min_size=1) for key in keys}
+    extra = st.dictionaries(st.text(max_size=6).filter(lambda k: k not in properties), JSON, max_size=2)
+    return st.builds(lambda r, e: {**e, **r}, st.fixed_dictionaries(required, optional=optional), extra)
+
+
+def plan_for(name, deselected=()):
+    stream = STREAMS[name]
+    return RecordPlan(load_schema(name), deselected, stream.fix_record, stream.fix_fields, stream.key_properties, name)
+
+
+def both_ways(name, record, deselected=()):
+    """(outcome of the raw way, outcome of the decoded way, the two plans); an outcome is the decoded
+    record written, or the error."""
+    outcomes, plans = [], []
+    for value in (msgspec.Raw(fastjson.dumps(record)), copy.deepcopy(record)):
+        plan = plan_for(name, deselected)
+        plans.append(plan)
+        try:
+            (written,) = plan.encode([value])
+        except UnexpectedResponseError as exc:
+            outcomes.append(("error", str(exc).split(" (")[0]))
+        else:
+            data = bytes(written)
+            assert b"\n" not in data and b"\r" not in data
+            outcomes.append(("record", json.loads(data)))
+    return outcomes[0], outcomes[1], plans
+
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+@SETTINGS
+@given(data=st.data())
+def test_raw_and_decoded_records_come_out_the_same(name, data):
+    stream = STREAMS[name]
+    record = data.draw(record_for(load_schema(name), keys=stream.key_properties))
+    deselected = data.draw(st.sampled_from([(), ("comment", "history"), ("webpath", "tags", "name")]))
+    raw, decoded, plans = both_ways(name, record, deselected)
+    assert raw == decoded
+    assert plans[0].bad_dates == plans[1].bad_dates
+
+
+@SETTINGS
+@given(record=record_for(load_schema("chats"), keys=("id",)))
+def test_chats_with_every_quirk(record):
+    raw, decoded, plans = both_ways("chats", record)
+    assert raw == decoded
+    assert plans[0].bad_dates == plans[1].bad_dates
+
+
+def a_clean_chat():
+    return {"id": "2405.1.Ab", "type": "chat", "update_timestamp": "2024-05-01T10:00:00Z", "unread": False,
+            "timestamp": "2024-05-01T09:00:00.123456Z", "session": {"start_date": "2024-05-01T09:00:00Z"},
+            "history": [{"type": "chat.msg", "timestamp": "2024-05-01T09:00:01Z", "msg": "é \" \\ \n"}],
+            "webpath": [{"from": "a", "to": "b", "timestamp": "2024-05-01T09:00:00Z"}], "brand_new": [1, {"x": None}],
+            "huge": 123456789012345678901234567890}
+
+
+def test_a_record_needing_nothing_goes_out_as_the_very_same_bytes():
+    raw = msgspec.Raw(fastjson.dumps(a_clean_chat()))
+    plan = plan_for("chats")
+    (written,) = plan.encode([raw])
+    assert written is raw and plan.rewritten == 0
+
+
+@pytest.mark.parametrize("change, field, expected", [
+    ({"unread": 1}, "unread", True),
+    ({"update_timestamp": "2024-05-01T12:00:00+02:00"}, "update_timestamp", "2024-05-01T10:00:00Z"),
+    ({"webpath": [["https://x", "https://y"]]}, "webpath", [{"from": "https://x", "to": "https://y"}]),
+    ({"session": {"start_date": "soon"}}, "session", {"start_date": None}),
+])
+def test_a_record_needing_work_is_patched_and_keeps_everything_else(change, field, expected):
+    chat = {**a_clean_chat(), **change}
+    plan = plan_for("chats")
+    (written,) = plan.encode([msgspec.Raw(fastjson.dumps(chat))])
+    out = json.loads(bytes(written))
+    assert out[field] == expected and plan.rewritten == 1
+    assert {k: v for k, v in out.items() if k != field} == {k: v for k, v in a_clean_chat().items() if k != field}
+    assert list(out) == list(chat)  # field order kept
+
+
+@pytest.mark.parametrize("chat", [{"type": "chat"}, {"id": None}, {"id": "x", "webpath": "nope", "id ": 1}])
+def test_missing_keys_fail_the_same_way(chat):
+    raw, decoded, _ = both_ways("chats", {"update_timestamp": "2024-05-01T10:00:00Z", **chat})
+    assert raw == decoded
+    if "id" not in chat or chat["id"] is None:
+        assert raw == ("error", "chats: the API sent a record without its key 'id'")
+
+
+@pytest.mark.parametrize("value", [[1, 2], "text", 7, None])
+def test_a_record_that_is_not_an_object_is_an_error_both_ways(value):
+    raw, decoded, _ = both_ways("chats", value)
+    assert raw == decoded == ("error", "chats: the API sent a record that is not an object")
+
+
+# -- the page: when records stay raw, and when the body is decoded in full --------------------------------
+def page(chats, **extra):
+    return b'{"chats":[' + b",".join(chats) + b']' + b"".join(b',"%s":%s' % (k.encode(), v) for k, v in extra.items()) + b"}"
+
+
+def test_export_pages_keep_records_raw():
+    chat = fastjson.dumps(a_clean_chat())
+    body = STREAMS["chats"].decode_page(page([chat, chat], count=b"2", end_id=b'"x"', end_time=b"17") + b"\n")
+    assert [bytes(r) for r in body["chats"]] == [chat, chat]
+    assert body["count"] == 2 and body["end_id"] == "x" and body["end_time"] == 17
+    assert set(body) == {"chats", "count", "end_id", "end_time"}
+    assert set(STREAMS["chats"].decode_page(b'{"chats":[]}')) == {"chats"}  # what the API left out stays out
+
+
+@pytest.mark.parametrize("body", [
+    page([b'{"id":"a","x":NaN}']),                # not JSON as msgspec reads it; the standard library does
+    page([b'{"id":"a",\n"x":1}']),                 # a line break inside a record would split the Singer line
+    page([b'{"id":"a",\r"x":1}']),
+    b'{"chats":{"id":"a"}}',                       # another shape: decoded, so the pager can say what is wrong
+    b'[{"id":"a"}]',
+])
+def test_bodies_a_slice_cannot_pass_on_are_decoded_in_full(body):
+    decoded = STREAMS["chats"].decode_page(body)
+    assert decoded == json.loads(body)
+
+
+def test_a_body_that_is_not_utf8_is_not_json():
+    with pytest.raises(ValueError):
+        STREAMS["chats"].decode_page(page([b'{"id":"\xff"}']))
+
+
+def test_a_decoded_page_goes_through_the_same_plan():
+    chat = {**a_clean_chat(), "unread": 0, "x": float("nan")}
+    body = STREAMS["chats"].decode_page(page([fastjson.dumps(chat).replace(b"NaN", b"NaN")]))
+    (written,) = plan_for("chats").encode(body["chats"])
+    assert json.loads(written)["unread"] is False
+
+
+def test_key_of_reads_raw_records():
+    chat = msgspec.Raw(fastjson.dumps(a_clean_chat()))
+    assert STREAMS["chats"].key_of(chat) == STREAMS["chats"].key_of(a_clean_chat())
