@@ -9,7 +9,7 @@ import singer
 
 from tap_zendesk_chat import about, state
 from tap_zendesk_chat.client import ApiError, Client, Interrupted
-from tap_zendesk_chat.config import ConfigError, load_config, read_json_file
+from tap_zendesk_chat.config import ConfigError, load_config, read_json_file, save_refresh_token
 from tap_zendesk_chat.discover import discover, load_catalog, select_all
 from tap_zendesk_chat.messages import MessageWriter
 from tap_zendesk_chat.report import install_redaction
@@ -73,7 +73,7 @@ def run(args):
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    client = Client(config, stop)
+    client = Client(config, stop, lambda token: save_refresh_token(args.config, token))
     writer = MessageWriter()
     try:
         if args.discover:

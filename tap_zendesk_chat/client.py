@@ -14,6 +14,7 @@ import singer
 from singer import metrics
 
 from tap_zendesk_chat import fastjson
+from tap_zendesk_chat.report import add_secret
 
 LOGGER = singer.get_logger()
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
@@ -88,8 +89,9 @@ class Client:
     """Talks to the API root of the config. Every URL is built from that root: the bearer token goes to no
     other host (next_page links are never followed, redirects are not followed)."""
 
-    def __init__(self, config, stop_event=None):
+    def __init__(self, config, stop_event=None, save_refresh_token=None):
         self.config = config
+        self._save_refresh_token = save_refresh_token  # token -> None, or why it could not be saved
         self.root = config.api_root
         self._token = config.access_token
         self._stop = stop_event or threading.Event()
@@ -175,11 +177,23 @@ class Client:
                 f"The OAuth token endpoint {cfg.token_url} refused to issue an access token "
                 f"({data['grant_type']} grant, HTTP {response.status_code} {_api_message(response)}). "
                 "Check client_id, client_secret and refresh_token. " + PREREQUISITES)
-        if body.get("refresh_token") and body["refresh_token"] != cfg.refresh_token:
-            LOGGER.warning("The token endpoint issued a new refresh token; the tap uses it for this run only.")
-            self.config = dataclasses.replace(cfg, refresh_token=body["refresh_token"])
+        rotated = body.get("refresh_token")
+        if cfg.refresh_token and isinstance(rotated, str) and rotated and rotated != cfg.refresh_token:
+            self._refresh_token_rotated(rotated)
         self._token = token
         LOGGER.info("Obtained a new access token (%s grant)", data["grant_type"])
+
+    def _refresh_token_rotated(self, token):
+        """The old refresh token may be dead now: use the new one, and keep it for the next run."""
+        add_secret(token)
+        self.config = dataclasses.replace(self.config, refresh_token=token)
+        problem = self._save_refresh_token(token) if self._save_refresh_token else "no config file to write to"
+        if problem is None:
+            LOGGER.info("The token endpoint issued a new refresh token; saved it in the config file for the next run")
+        else:
+            LOGGER.warning("The token endpoint issued a new refresh token, used for this run; it could not be saved in "
+                           "the config file (%s). If the old one stops working, the next run needs a new refresh "
+                           "token.", problem)
 
     def _request(self, endpoint, url, params, decode=fastjson.loads):
         self._ensure_token()

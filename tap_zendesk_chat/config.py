@@ -3,7 +3,9 @@ import dataclasses
 import datetime as dt
 import difflib
 import json
+import os
 import re
+import tempfile
 import urllib.parse
 
 from tap_zendesk_chat.dates import format_datetime, parse_datetime, utcnow
@@ -93,6 +95,35 @@ def read_json_file(path, what):
         raise ConfigError(f"The {what} file {path} cannot be read: {exc}.") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"The {what} file {path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}).") from None
+
+
+def save_refresh_token(path, token):
+    """Write a refresh token the token endpoint rotated into the config file it replaces, atomically,
+    keeping every other key and the file's permissions. Returns None, or why it could not (no secret)."""
+    try:
+        path = os.path.realpath(path)
+        raw = read_json_file(path, "config")
+        if not isinstance(raw, dict) or not isinstance(raw.get("refresh_token"), str):
+            return "the config file does not hold the refresh_token"
+        raw["refresh_token"] = token
+        mode = os.stat(path).st_mode & 0o7777
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".config-", suffix=".json")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(raw, out, indent=2)
+                out.write("\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temporary, mode)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except ConfigError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{exc.strerror or type(exc).__name__}"
+    return None
 
 
 def load_config(path, version="1.0.0"):

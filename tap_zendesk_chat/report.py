@@ -24,8 +24,19 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+_REDACTORS = []
+
+
+def add_secret(value):
+    """A secret that arrived during the run (a rotated refresh token): redact it too from now on."""
+    for redactor in _REDACTORS:
+        if value and len(value) >= 4 and value not in redactor.secrets:
+            redactor.secrets += (value,)
+
+
 def install_redaction(secrets):
     redactor = RedactSecrets(secrets)
+    _REDACTORS.append(redactor)
     for logger in (logging.getLogger(), LOGGER, logging.getLogger("singer"), logging.getLogger("backoff")):
         for handler in logger.handlers:
             handler.addFilter(redactor)

@@ -1,9 +1,12 @@
 """Expiring tokens: the tap obtains an access token itself and renews it when a call answers 401."""
+import json
 import re
+import subprocess
 
 import pytest
 
-from tests.harness import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TOKEN, make_config, run_tap
+from tests.harness import (CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, ROOT, TOKEN, TapResult, _keep, make_config,
+                           parse_messages, run_tap, tap_command)
 from tests.integration.test_faults import assert_delivered_exactly
 from tests.simulator import Dataset
 
@@ -106,3 +109,34 @@ def test_transient_fault_at_the_token_endpoint_is_retried(simulator, dataset, ki
     result.assert_ok()
     assert_delivered_exactly(dataset, result)
     assert [r["fault"] for r in sim.requests if r["path"] == TOKEN_PATH] == [kind, None]
+
+
+def run_in(workdir, config):
+    """The tap with its config file in `workdir` (written only when it is not there yet)."""
+    path = workdir / "config.json"
+    if not path.exists():
+        path.write_text(json.dumps(config))
+        path.chmod(0o640)
+    proc = subprocess.run(tap_command(None, workdir=workdir) + ["--config", str(path)], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    _keep(proc.stdout, proc.stderr)
+    return TapResult(proc.returncode, proc.stdout, proc.stderr, parse_messages(proc.stdout))
+
+
+def test_a_rotated_refresh_token_is_saved_in_the_config_file_for_the_next_run(simulator, dataset, tmp_path):
+    sim = simulator(dataset, rotate_refresh_tokens=True)
+    config = oauth_config(sim)
+    first = run_in(tmp_path, config).assert_ok()
+    assert_delivered_exactly(dataset, first)
+    rotated = sim.refresh_token
+    assert rotated != REFRESH_TOKEN
+    path = tmp_path / "config.json"
+    assert json.loads(path.read_text()) == {**config, "refresh_token": rotated}  # every other key kept
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert "saved it in the config file for the next run" in first.stderr
+    assert rotated not in first.stdout + first.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]  # no temporary file left
+    # The old refresh token is dead now; the saved one works, and is rotated and saved again.
+    assert run_tap(config, timeout=60).returncode == 1
+    run_in(tmp_path, config).assert_ok()
+    assert json.loads(path.read_text())["refresh_token"] == sim.refresh_token != rotated

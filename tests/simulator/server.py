@@ -247,7 +247,7 @@ class Simulator:
     def __init__(self, dataset, token="sim-token", rate_limit_per_minute=None, rate_limit_window=60.0,
                  integrated_account=False, api_access=True, start_id_inclusive=False, bans_limit_mode="total",
                  token_ttl=None, client_id="sim-client", client_secret="sim-secret", refresh_token="sim-refresh",
-                 fault_rate=0.0, fault_kinds=Fault.RANDOM_DEFAULT, fault_seed=0, stall_seconds=5.0, port=0):
+                 rotate_refresh_tokens=False, fault_rate=0.0, fault_kinds=Fault.RANDOM_DEFAULT, fault_seed=0, stall_seconds=5.0, port=0):
         if bans_limit_mode not in ("total", "per_array"):
             raise ValueError("bans_limit_mode must be 'total' or 'per_array'")
         unknown = set(fault_kinds) - set(Fault.ALL)
@@ -265,6 +265,8 @@ class Simulator:
         self.client_id = client_id
         self.client_secret = client_secret
         self.refresh_token = refresh_token
+        self.rotate_refresh_tokens = rotate_refresh_tokens  # each refresh grant replaces the refresh token
+        self._rotations = 0
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
         self.stall_seconds = stall_seconds
@@ -560,6 +562,10 @@ class Simulator:
         if grant == "refresh_token" and form.get("refresh_token") != self.refresh_token:
             return _json(400, {"error": "invalid_grant", "error_description": "The refresh token is invalid or revoked"})
         token = self.issue_token()
+        if grant == "refresh_token" and self.rotate_refresh_tokens:
+            with self._lock:
+                self._rotations += 1
+                self.refresh_token = f"{self.refresh_token.split('~')[0]}~{self._rotations}"
         return _json(200, {"access_token": token, "token_type": "Bearer",
                            "expires_in": int(self.token_ttl) if self.token_ttl is not None else NEVER_EXPIRES_IN,
                            "refresh_token": self.refresh_token, "scope": "read"})

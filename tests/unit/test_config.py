@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tap_zendesk_chat.config import ConfigError, parse_config, read_json_file
+from tap_zendesk_chat.config import ConfigError, parse_config, read_json_file, save_refresh_token
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -232,3 +232,32 @@ def test_read_json_file_not_json(tmp_path, content):
         read_json_file(str(path), "catalog")
     assert str(path) in str(caught.value)
     assert "catalog file" in str(caught.value)
+
+
+# -- a refresh token the token endpoint rotated, saved for the next run ---------------------------------
+def test_save_refresh_token_rewrites_only_that_key_through_a_symlink(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text(json.dumps({"refresh_token": "old", "client_id": "c", "start_date": "2024-01-01T00:00:00Z"}))
+    real.chmod(0o600)
+    link = tmp_path / "config.json"
+    link.symlink_to(real)
+    assert save_refresh_token(str(link), "new") is None
+    assert link.is_symlink() and json.loads(real.read_text()) == {
+        "refresh_token": "new", "client_id": "c", "start_date": "2024-01-01T00:00:00Z"}
+    assert real.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "real.json"]
+
+
+@pytest.mark.parametrize("content, why", [
+    (None, "does not exist"),
+    ("[1]", "does not hold the refresh_token"),
+    ('{"access_token": "x"}', "does not hold the refresh_token"),
+    ("{oops", "not valid JSON"),
+])
+def test_save_refresh_token_says_why_it_could_not(tmp_path, content, why):
+    path = tmp_path / "config.json"
+    if content is not None:
+        path.write_text(content)
+    problem = save_refresh_token(str(path), "new-SECRET")
+    assert why in problem and "new-SECRET" not in problem
+    assert content is None or path.read_text() == content
