@@ -24,9 +24,6 @@ class MessageWriter:
             message["bookmark_properties"] = list(bookmark_properties)
         self._buffer.append(dumps(message) + b"\n")
 
-    def write_records(self, stream, records, version=None, time_extracted=None):
-        self.write_encoded(stream, [dumps(record) for record in records], version, time_extracted)
-
     def write_encoded(self, stream, encoded, version=None, time_extracted=None):
         """The hot path: records already serialised (bytes-like, one JSON object each, no line break);
         the envelope is serialised once per page."""
