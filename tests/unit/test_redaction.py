@@ -26,7 +26,6 @@ def test_lines_without_secrets_are_left_alone_and_tiny_values_are_not_secrets():
 
 
 def test_a_secret_that_arrives_during_the_run_is_redacted_from_then_on(monkeypatch):
-
     redact = RedactSecrets([SECRET])
     monkeypatch.setattr(report, "_REDACTORS", [redact])
     rotated = "refresh-SECRET-rotated-5678"
