@@ -143,6 +143,21 @@ def test_all_faults_mixed_at_20_percent(simulator, dataset, seed):
         assert sum(1 for e, _n, _m in retry_lines(result.stderr) if e == endpoint) == count
 
 
+@pytest.mark.parametrize("kind", ["truncate", "invalid_json", "reset"])
+def test_gzip_bodies_and_cut_off_gzip(simulator, dataset, kind):
+    """The real API compresses for clients that accept it: the tap asks, decompresses, and a body cut
+    off mid-stream of gzip is retried like any other."""
+    sim = simulator(dataset, gzip_bodies=True)
+    for path, times in MATRIX_TARGETS.items():
+        sim.inject(kind, times=times, path=path)
+    result = run_tap(fault_config(sim, max_retry_wait=0.1), timeout=120)
+    result.assert_ok()
+    assert "Traceback" not in result.stderr
+    assert_delivered_exactly(dataset, result)
+    assert all("gzip" in r["headers"].get("Accept-Encoding", "") for r in sim.requests)
+    assert len(retry_lines(result.stderr)) == sum(MATRIX_TARGETS.values())
+
+
 # -- a fault that persists ----------------------------------------------------------------------------------
 PERSISTENT = {
     "503": "HTTP 503",

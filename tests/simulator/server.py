@@ -6,6 +6,7 @@ dataset's pre-serialised chat bytes, so a 1,000-chat page costs a few millisecon
 
 import base64
 import bisect
+import gzip
 import collections
 import json
 import math
@@ -145,6 +146,10 @@ def _read_body(handler):
 def _write(handler, resp, truncate=False):
     """Send a response; a list body goes out with scatter/gather writes and is never joined."""
     chunks = resp.body if isinstance(resp.body, list) else [resp.body]
+    if handler.server.owner.gzip_bodies and "gzip" in handler.headers.get("Accept-Encoding", "") and chunks:
+        # As the real API does for a client that accepts it; a truncated body is then cut-off gzip.
+        chunks = [gzip.compress(b"".join(chunks), compresslevel=1)]
+        resp.headers = {**resp.headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
     length = sum(len(c) for c in chunks)
     head = [f"HTTP/1.1 {resp.status} {_reason(resp.status)}",
             f"Content-Type: {resp.content_type}",
@@ -247,7 +252,7 @@ class Simulator:
     def __init__(self, dataset, token="sim-token", rate_limit_per_minute=None, rate_limit_window=60.0,
                  integrated_account=False, api_access=True, start_id_inclusive=False, bans_limit_mode="total",
                  token_ttl=None, client_id="sim-client", client_secret="sim-secret", refresh_token="sim-refresh",
-                 rotate_refresh_tokens=False, fault_rate=0.0, fault_kinds=Fault.RANDOM_DEFAULT, fault_seed=0, stall_seconds=5.0, port=0):
+                 rotate_refresh_tokens=False, gzip_bodies=False, fault_rate=0.0, fault_kinds=Fault.RANDOM_DEFAULT, fault_seed=0, stall_seconds=5.0, port=0):
         if bans_limit_mode not in ("total", "per_array"):
             raise ValueError("bans_limit_mode must be 'total' or 'per_array'")
         unknown = set(fault_kinds) - set(Fault.ALL)
@@ -266,6 +271,7 @@ class Simulator:
         self.client_secret = client_secret
         self.refresh_token = refresh_token
         self.rotate_refresh_tokens = rotate_refresh_tokens  # each refresh grant replaces the refresh token
+        self.gzip_bodies = gzip_bodies  # compress bodies for clients that send Accept-Encoding: gzip
         self._rotations = 0
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
