@@ -80,7 +80,7 @@ def measure(command, core, stdout=subprocess.DEVNULL, stderr=None, env=None):
 class SimulatorProcess:
     """`python -m tests.simulator` in its own process; ready once it wrote its base URL to a file."""
 
-    def __init__(self, chats, workdir, core, timeout=900):
+    def __init__(self, chats, workdir, core, gzip=False, timeout=900):
         offline = int(chats * OFFLINE_SHARE)
         self.chats = chats
         self.ready_file = workdir / f"sim-{chats}.ready"
@@ -89,6 +89,8 @@ class SimulatorProcess:
                    "--chats", str(chats - offline), "--offline-msgs", str(offline), "--agents", str(AGENTS),
                    "--ip-bans", str(IP_BANS), "--visitor-bans", str(VISITOR_BANS),
                    "--timeline-entries", str(TIMELINE), "--ready-file", str(self.ready_file)]
+        if gzip:
+            command.append("--gzip")
         started = time.perf_counter()
         self.proc = subprocess.Popen(pinned(command, core), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log)
         while not self.ready_file.exists():
@@ -215,7 +217,7 @@ def best(runs):
 
 def bench_one(chats, args, workdir, catalog_cache):
     print(f"\n== N = {chats:,}: starting the simulator (load average {os.getloadavg()[0]:.2f}) ...", flush=True)
-    sim = SimulatorProcess(chats, workdir, args.sim_core)
+    sim = SimulatorProcess(chats, workdir, args.sim_core, args.gzip)
     try:
         print(f"   simulator ready in {sim.startup_s:.1f} s at {sim.base_url}", flush=True)
         config = tap_config(sim, workdir)
@@ -402,6 +404,10 @@ def parse_args(argv):
     parser.add_argument("--no-raw", action="store_true", help="skip the raw reference")
     parser.add_argument("--floor", action="store_true",
                         help="also the raw reference with orjson instead of the standard library (the C-speed floor)")
+    parser.add_argument("--gzip", action="store_true",
+                        help="the simulator gzips its bodies for clients that accept it (the tap does; whether the real "
+                             "API compresses is not documented): the tap and the references then pay for "
+                             "decompression too")
     parser.add_argument("--profile", action="store_true",
                         help="after the figures, one more chats sync under cProfile at each N; prints its top entries")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target of issue 6 is missed too")

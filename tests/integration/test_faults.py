@@ -145,8 +145,8 @@ def test_all_faults_mixed_at_20_percent(simulator, dataset, seed):
 
 @pytest.mark.parametrize("kind", ["truncate", "invalid_json", "reset"])
 def test_gzip_bodies_and_cut_off_gzip(simulator, dataset, kind):
-    """The real API compresses for clients that accept it: the tap asks, decompresses, and a body cut
-    off mid-stream of gzip is retried like any other."""
+    """An API may compress for clients that accept it (Zendesk Chat's docs do not say): the tap asks,
+    decompresses, and a body cut off in the middle of its gzip stream is retried like any other."""
     sim = simulator(dataset, gzip_bodies=True)
     for path, times in MATRIX_TARGETS.items():
         sim.inject(kind, times=times, path=path)

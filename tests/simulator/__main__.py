@@ -28,6 +28,7 @@ def parse_args(argv):
     parser.add_argument("--client-id", default="sim-client")
     parser.add_argument("--client-secret", default="sim-secret")
     parser.add_argument("--refresh-token", default="sim-refresh")
+    parser.add_argument("--gzip", action="store_true", help="gzip bodies for clients that accept it")
     parser.add_argument("--ready-file", default=None, help="written with the base URL once listening")
     return parser.parse_args(argv)
 
@@ -39,7 +40,8 @@ def main(argv=None):
                                timeline_entries=args.timeline_entries, same_second_chats=args.same_second_chats)
     sim = Simulator(dataset, token=args.token, rate_limit_per_minute=args.rate_limit,
                     integrated_account=args.integrated_account, token_ttl=args.token_ttl, client_id=args.client_id,
-                    client_secret=args.client_secret, refresh_token=args.refresh_token, port=args.port)
+                    client_secret=args.client_secret, refresh_token=args.refresh_token, gzip_bodies=args.gzip,
+                    port=args.port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
