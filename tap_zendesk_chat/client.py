@@ -6,6 +6,7 @@ import email.utils
 import threading
 import time
 import urllib.parse
+import zlib
 
 import backoff
 import requests
@@ -65,6 +66,20 @@ def _api_message(response):
         parts = [str(body[k]) for k in ("error", "description", "message") if body.get(k)]
         return ": ".join(parts)[:300]
     return ""
+
+
+def gunzip(data):
+    """A gzip body, decompressed in one go (urllib3's own decoder copies a page twice more). Several
+    members are joined, as gzip does; zlib.error when the body is cut short or corrupt."""
+    parts = []
+    while True:
+        decoder = zlib.decompressobj(wbits=31)
+        parts.append(decoder.decompress(data))
+        if not decoder.eof:
+            raise zlib.error("gzip stream cut short")
+        data = decoder.unused_data
+        if not data.strip(b"\0"):  # trailing zero padding after the last member, as gzip allows
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def parse_retry_after(value, now=None):
@@ -239,12 +254,18 @@ class Client:
                                             timeout=self.config.request_timeout, allow_redirects=False)
                 status = response.status_code
                 timer.tags[metrics.Tag.http_status_code] = status
-                body = response.raw.read(decode_content=True) if status == 200 else response.content
+                gzipped = status == 200 and response.headers.get("Content-Encoding", "").strip().lower() == "gzip"
+                body = response.raw.read(decode_content=not gzipped) if status == 200 else response.content
                 response.raw.release_conn()
             except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
                 raise _Retry(f"no response within {self.config.request_timeout:g} s") from None
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _Retry(f"connection failed or body cut short ({type(exc).__name__})") from None
+            if gzipped:
+                try:
+                    body = gunzip(body)
+                except zlib.error:
+                    raise _Retry("a gzip body cut short or corrupt") from None
             if status == 200:
                 try:
                     return decode(body)
