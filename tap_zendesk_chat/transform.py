@@ -164,14 +164,16 @@ class RecordPlan:
         self._probe = msgspec.json.Decoder(probe).decode
         # failing(probe): the top-level fields the plan would change ([] for none), or None when some
         # timestamp is not in our form (one regex call checks them all; ok_<i> then finds which field).
-        # ok_<i>(value): one probed field needs no work. check_<i>(raw): the same from the field's bytes.
+        # ok_<i>(value): one probed field needs no work. check_<i>(raw): the same from the field's bytes
+        # (None: the field is absent, so it needs nothing).
         scope = {"_all_canonical": all_canonical, "_ValidationError": msgspec.ValidationError}
         lines = []
         for i, (key, node) in enumerate(fields):
             lines += [f"def ok_{i}(v):", "    dates = []", "    d = dates.append"]
             _walk_lines(node, "v", "    ", lines, 1, "return False")
             lines += ["    return _all_canonical(dates)",
-                      f"def check_{i}(raw):", "    try:", f"        return ok_{i}(_decode_{i}(raw))",
+                      f"def check_{i}(raw):", "    if raw is None:", "        return True",
+                      "    try:", f"        return ok_{i}(_decode_{i}(raw))",
                       "    except _ValidationError:", "        return False"]
             scope[f"_decode_{i}"] = msgspec.json.Decoder(_probe_type(node)).decode
         lines += ["def failing(p):", "    bad = []", "    b = bad.append", "    dates = []", "    d = dates.append"]

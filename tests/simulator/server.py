@@ -146,7 +146,7 @@ def _read_body(handler):
 def _write(handler, resp, truncate=False):
     """Send a response; a list body goes out with scatter/gather writes and is never joined."""
     chunks = resp.body if isinstance(resp.body, list) else [resp.body]
-    if handler.server.owner.gzip_bodies and "gzip" in handler.headers.get("Accept-Encoding", "") and chunks:
+    if getattr(handler.server.owner, "gzip_bodies", False) and "gzip" in handler.headers.get("Accept-Encoding", "") and chunks:
         # As many APIs do for a client that accepts it (whether Zendesk Chat does is not documented);
         # a truncated body is then cut-off gzip.
         chunks = [gzip.compress(b"".join(chunks), compresslevel=1)]
