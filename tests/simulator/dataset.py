@@ -14,6 +14,7 @@ import re
 import string
 import threading
 import time
+import zlib
 
 ALNUM = string.ascii_letters + string.digits
 MUTATION_MARGIN_SECONDS = 600  # mutated data stays this far behind real now (the API's 5-minute rule)
@@ -414,7 +415,7 @@ class _ChatFactory:
             text = iso(ts + offset)
             return text[:-1] + "+00:00Z" if odd else text
 
-        return {
+        message = {
             "id": chat_id,
             "type": "offline_msg",
             "timestamp": iso(ts),
@@ -430,6 +431,10 @@ class _ChatFactory:
             "zendesk_ticket_id": r.randint(10000, 999999) if r.random() < 0.5 else None,
             "deleted": deleted,
         }
+        # A quarter come without webpath (nothing promises one); chosen by id so no random draw shifts.
+        if zlib.crc32(str(chat_id).encode()) % 4 == 0:
+            del message["webpath"]
+        return message
 
     def _history(self, r, duration, visitor_name, agents, dept_id, stamp_us):
         """History events (timestamps from stamp_us(offset from start)) and the chat's message counts."""
