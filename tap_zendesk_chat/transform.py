@@ -48,7 +48,7 @@ def _has_work(schema):
 
 
 def _probe_node(schema, force=False):
-    """What the plan looks at in a value of this schema, mirroring `RecordPlan._emit_object`:
+    """What the plan looks at in a value of this schema (both ways of RecordPlan walk these nodes):
     ("date",), ("bool",), ("object", [(key, node), ...]), ("array", object node) or None (nothing).
     `force`: a field a stream's fix_record repairs; its shape (objects, arrays of objects) is checked even
     when the schema gives it no work."""
@@ -126,20 +126,21 @@ class RecordPlan:
             lines.append("    _fix_record(record)")
         for field in self.deselected:
             lines.append(f"    record.pop({field!r}, None)")
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        properties = properties if isinstance(properties, dict) else {}
         self._paths = []
-        self._emit_object(schema.get("properties", {}) if isinstance(schema, dict) else {}, "record", "", 1, lines)
+        # Both ways walk the same nodes (_probe_fields), so they cannot disagree on what needs work.
+        self._emit_nodes(_probe_fields(properties), "record", "", 1, lines)
         lines.append("    return record")
         scope = {"_canonical": CANONICAL_FAST.match, "_fix": self._fix, "_fix_record": fix_record,
                  "dict": dict, "list": list, "str": str, "int": int}
         exec("\n".join(lines), scope)  # noqa: S102 - source built above from the schema's field names only
         self.apply = scope["apply"]
         self.source = "\n".join(lines)
-        self._compile_probe(schema, fix_record, fix_fields)
+        self._compile_probe(properties, fix_record, fix_fields)
 
     # -- records still in the page's bytes --------------------------------------------------------------
-    def _compile_probe(self, schema, fix_record, fix_fields):
-        properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
-        properties = properties if isinstance(properties, dict) else {}
+    def _compile_probe(self, properties, fix_record, fix_fields):
         fields = _probe_fields(properties, force=set(fix_fields))
         missing = [f for f in fix_fields if f in properties and f not in dict(fields)]
         if fix_record is not None and missing:
@@ -250,34 +251,33 @@ class RecordPlan:
     def _missing_key(self, key, text):
         raise UnexpectedResponseError(f"{self.name}: the API sent a record without its key '{key}' ({text[:120]}).")
 
-    def _emit_object(self, properties, var, path, depth, lines):
+    def _emit_nodes(self, nodes, var, path, depth, lines):
+        """The decoded way: straight-line code over the nodes of _probe_fields."""
         pad = "    " * depth
-        for key, sub in properties.items():
+        for key, node in nodes:
             where = f"{path}.{key}" if path else key
-            if _is_date(sub):
+            kind = node[0]
+            if kind == "date":
                 self._paths.append(where)
                 index = len(self._paths) - 1
                 lines += [f"{pad}v = {var}.get({key!r})",
                           f"{pad}if v is not None and (v.__class__ is not str or _canonical(v) is None):",
                           f"{pad}    {var}[{key!r}] = _fix(v, {index})"]
-            elif _is_boolean(sub):
+            elif kind == "bool":
                 lines += [f"{pad}v = {var}.get({key!r})",
                           f"{pad}if v.__class__ is int:",
                           f"{pad}    {var}[{key!r}] = v != 0"]
-            elif not _has_work(sub):
-                continue
-            elif "object" in _types(sub) and isinstance(sub.get("properties"), dict):
+            elif kind == "object" and node[1]:
                 inner = f"o{depth}"
                 lines += [f"{pad}{inner} = {var}.get({key!r})", f"{pad}if {inner}.__class__ is dict:"]
-                self._emit_object(sub["properties"], inner, where, depth + 1, lines)
-            elif "array" in _types(sub) and isinstance(sub.get("items"), dict) and \
-                    isinstance(sub["items"].get("properties"), dict):
+                self._emit_nodes(node[1], inner, where, depth + 1, lines)
+            elif kind == "array" and node[1][1]:
                 items, inner = f"a{depth}", f"o{depth}"
                 lines += [f"{pad}{items} = {var}.get({key!r})",
                           f"{pad}if {items}.__class__ is list:",
                           f"{pad}    for {inner} in {items}:",
                           f"{pad}        if {inner}.__class__ is dict:"]
-                self._emit_object(sub["items"]["properties"], inner, where + "[]", depth + 3, lines)
+                self._emit_nodes(node[1][1], inner, where + "[]", depth + 3, lines)
 
     def _fix(self, value, index):
         """A timestamp not already in our form: normalise it, or null it (counted) when it is not one."""
