@@ -91,5 +91,8 @@ def run(args):
     except ApiError as exc:
         LOGGER.critical(str(exc))
         return EXIT_API
+    except ConfigError as exc:  # input found bad only once the sync reads it
+        LOGGER.critical(str(exc))
+        return EXIT_INPUT
     finally:
         client.close()

@@ -195,6 +195,7 @@ class Client:
         rotated = body.get("refresh_token")
         if cfg.refresh_token and isinstance(rotated, str) and rotated and rotated != cfg.refresh_token:
             self._refresh_token_rotated(rotated)
+        add_secret(token)
         self._token = token
         LOGGER.info("Obtained a new access token (%s grant)", data["grant_type"])
 

@@ -95,6 +95,8 @@ def read_json_file(path, what):
         raise ConfigError(f"The {what} file {path} cannot be read: {exc}.") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"The {what} file {path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}).") from None
+    except RecursionError:
+        raise ConfigError(f"The {what} file {path} nests its JSON too deeply to read.") from None
 
 
 def save_refresh_token(path, token):
@@ -172,8 +174,12 @@ def _check_range(values, name, low, high, problems):
 
 
 def _check_url(name, value, problems):
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(f"'{name}' must be an http(s) URL such as https://acme.zendesk.com/api/v2/chat, not {value!r}")
         return None
     if parts.username or parts.password or parts.query or parts.fragment:

@@ -65,7 +65,7 @@ def parse_catalog(raw):
         if not isinstance(entry, dict):
             raise CatalogError(f"The catalog's stream #{position + 1} is not an object.")
         name = entry.get("tap_stream_id") or entry.get("stream")
-        if name not in STREAMS:
+        if not isinstance(name, str) or name not in STREAMS:
             known = ", ".join(STREAMS)
             raise CatalogError(f"The catalog names a stream {name!r} that this tap does not have (streams: {known}).")
         if name in chosen:
@@ -76,7 +76,7 @@ def parse_catalog(raw):
         raw_metadata = entry.get("metadata", [])
         if not isinstance(raw_metadata, list) or not all(
                 isinstance(m, dict) and isinstance(m.get("breadcrumb"), list) and isinstance(m.get("metadata"), dict)
-                for m in raw_metadata):
+                and all(isinstance(part, str) for part in m["breadcrumb"]) for m in raw_metadata):
             raise CatalogError(f"The catalog's metadata for '{name}' must be a list of "
                                "{\"breadcrumb\": [...], \"metadata\": {...}} objects.")
         mdata = singer_metadata.to_map(raw_metadata)

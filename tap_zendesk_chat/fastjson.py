@@ -20,7 +20,10 @@ def loads(data):
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # NaN/Infinity and the like: let the standard parser decide
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:  # nested deeper than the standard parser goes: not a body we can use
+        raise ValueError("JSON nested too deeply") from None
 
 
 def dumps(value):

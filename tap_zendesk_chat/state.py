@@ -21,6 +21,12 @@ class StateError(ConfigError):
     """The state file cannot be used; the message says why and what to do."""
 
 
+# The replication keys of the export streams (tests check streams.py agrees): their bookmarks are
+# checked here, before anything is written, like every other part of a state.
+REPLICATION_KEYS = ("update_timestamp", "start_time")
+MAX_EPOCH_MICROS = 253402300799 * 1_000_000  # 9999-12-31T23:59:59Z
+
+
 def new_state():
     return {"state_version": STATE_VERSION, "currently_syncing": None, "bookmarks": {}}
 
@@ -83,8 +89,13 @@ def _upgrade_bookmark(name, bookmark, notes):
         bookmark.pop("since_id", None)
     if "cursor" in bookmark:
         cursor = bookmark["cursor"]
-        if not (isinstance(cursor, list) and len(cursor) == 2 and type(cursor[0]) is int):
-            raise StateError(f"The state's cursor for '{name}' is {cursor!r}; expected [time, id].")
+        if not (isinstance(cursor, list) and len(cursor) == 2 and type(cursor[0]) is int
+                and 0 <= cursor[0] <= MAX_EPOCH_MICROS and (cursor[1] is None or type(cursor[1]) in (int, str))):
+            raise StateError(f"The state's cursor for '{name}' is {cursor!r}; expected [time, id]: a whole "
+                             "number of seconds or microseconds since 1970, and an id (number, text or null).")
+    for key in REPLICATION_KEYS:
+        if bookmark.get(key) is not None:
+            _parse_bookmark_time(name, key, bookmark[key])
     for key in ("since_id", "version"):
         if key in bookmark and type(bookmark[key]) is not int:
             raise StateError(f"The state's '{key}' for '{name}' must be a whole number, not {bookmark[key]!r}.")

@@ -23,7 +23,9 @@ _decode_top = msgspec.json.Decoder(dict[str, Raw]).decode
 
 def _types(schema):
     kind = schema.get("type", [])
-    return {kind} if isinstance(kind, str) else set(kind)
+    if isinstance(kind, str):
+        return {kind}
+    return {k for k in kind if isinstance(k, str)} if isinstance(kind, list) else set()
 
 
 def _is_date(schema):
@@ -142,9 +144,10 @@ class RecordPlan:
     # -- records still in the page's bytes --------------------------------------------------------------
     def _compile_probe(self, properties, fix_record, fix_fields):
         fields = _probe_fields(properties, force=set(fix_fields))
-        missing = [f for f in fix_fields if f in properties and f not in dict(fields)]
-        if fix_record is not None and missing:
-            raise ValueError(f"{self.name}: fix_fields {missing} cannot be probed from the schema")
+        # A catalog may give a repaired field a shape the probe cannot check (webpath as a string): then
+        # raw records are decoded in full, which is always right, only slower.
+        self._decode_raw = fix_record is not None and any(f in properties and f not in dict(fields)
+                                                          for f in fix_fields)
         # The probe reads every field with work, and the key fields, which must be there and not null.
         # Fields a fix_record repairs stay raw in it and are checked on their own: their odd shapes (a
         # pair instead of an object) are the common case, and must not fail the whole probe.
@@ -196,11 +199,11 @@ class RecordPlan:
         append = out.append
         if records and records[0].__class__ is Raw:  # a page is all raw or all decoded
             self.raw_records += len(records)
-        if self.deselected:  # a record that loses fields can never go out as it came
-            for record in records:
-                append(self._patch(record) if record.__class__ is Raw else self._encode_dict(record))
-            return out
+            if self._decode_raw:
+                self.rewritten += len(records)
+                return [self._encode_dict(fastjson.loads(bytes(record))) for record in records]
         probe, failing, validation_error = self._probe, self._failing, msgspec.ValidationError
+        deselected = bool(self.deselected)  # a record that loses fields never goes out as it came
         for record in records:
             if record.__class__ is Raw:
                 try:
@@ -211,7 +214,7 @@ class RecordPlan:
                 bad = failing(probed)
                 if bad is None:  # some timestamp to normalise: find its field
                     bad = [key for key, attr, ok, _ in self._fields if not ok(getattr(probed, attr))]
-                append(self._patch(record, bad) if bad else record)
+                append(self._patch(record, bad) if bad or deselected else record)
             else:
                 append(self._encode_dict(record))
         return out

@@ -92,6 +92,26 @@ INPUT_CASES = [
     ("state-legacy-bookmark-not-a-time", lambda sim, tmp: {
         "config": make_config(sim), "state": {"bookmarks": {"chats": {"chat.end_timestamp": "soon"}}}},
      ["chats.chat.end_timestamp", "'soon'", "not a timestamp"]),
+    ("state-bookmark-not-a-time", lambda sim, tmp: {
+        "config": make_config(sim), "state": {"bookmarks": {"chats": {"update_timestamp": "soonish"}}}},
+     ["chats.update_timestamp", "'soonish'", "not a timestamp"]),
+    ("state-cursor-out-of-range", lambda sim, tmp: {"config": make_config(sim), "state": {"bookmarks": {
+        "chats": {"update_timestamp": "2024-01-01T00:00:00Z", "cursor": [10 ** 20, None]}}}},
+     ["cursor for 'chats'", "expected [time, id]"]),
+    ("state-cursor-id-wrong-type", lambda sim, tmp: {"config": make_config(sim), "state": {"bookmarks": {
+        "chats": {"update_timestamp": "2024-01-01T00:00:00Z", "cursor": [100, [1]]}}}},
+     ["cursor for 'chats'", "an id (number, text or null)"]),
+    ("config-url-unparseable", lambda sim, tmp: {"config": make_config(sim, base_url="https://[abc")},
+     ["'base_url' must be an http(s) URL"]),
+    ("config-nested-too-deeply", lambda sim, tmp: {"config": "[" * 100_000 + "]" * 100_000},
+     ["config file", "nests its JSON too deeply"]),
+    ("catalog-stream-id-not-text", lambda sim, tmp: {"config": make_config(sim), "catalog": {"streams": [
+        {"tap_stream_id": ["chats"], "schema": {"properties": {}}, "metadata": []}]}},
+     ["names a stream ['chats']", "does not have"]),
+    ("catalog-breadcrumb-not-text", lambda sim, tmp: {"config": make_config(sim), "catalog": _catalog(
+        extra=[{"tap_stream_id": "goals", "schema": {"properties": {}},
+                "metadata": [{"breadcrumb": [["properties"]], "metadata": {"selected": True}}]}])},
+     ["metadata for 'goals' must be a list"]),
     ("catalog-missing", lambda sim, tmp: {"config": make_config(sim), "args": ["--catalog", str(tmp / "no.json")]},
      ["catalog file", "does not exist"]),
     ("catalog-not-json", lambda sim, tmp: {"config": make_config(sim), "catalog": "streams: [agents]"},

@@ -124,10 +124,14 @@ def run_in(workdir, config):
 
 
 def test_a_rotated_refresh_token_is_saved_in_the_config_file_for_the_next_run(simulator, dataset, tmp_path):
-    sim = simulator(dataset, rotate_refresh_tokens=True)
-    config = oauth_config(sim)
+    sim = simulator(dataset, rotate_refresh_tokens=True, token_ttl=1)
+    # The 429 outlasts the 1 s token mid-export: the renewal must use the refresh token rotated by the first.
+    sim.inject("429", times=1, path="incremental/chats", retry_after=2)
+    config = oauth_config(sim, max_retry_wait=3)
     first = run_in(tmp_path, config).assert_ok()
     assert_delivered_exactly(dataset, first)
+    grants = [r for r in sim.requests if r["path"] == TOKEN_PATH]
+    assert len(grants) >= 2 and all(r["status"] == 200 for r in grants)
     rotated = sim.refresh_token
     assert rotated != REFRESH_TOKEN
     path = tmp_path / "config.json"

@@ -185,3 +185,20 @@ def test_microsecond_bookmark_keeps_precision():
     state = new_state()
     set_export_cursor(state, "agent_timeline", "start_time", "microseconds", (to_epoch_micros(when), 7))
     assert state["bookmarks"]["agent_timeline"]["start_time"] == "2024-05-01T10:00:00.000001Z"
+
+
+@pytest.mark.parametrize("bookmark", [
+    {"update_timestamp": "soonish"},
+    {"update_timestamp": "2024-01-01T00:00:00Z", "cursor": [10 ** 20, None]},
+    {"update_timestamp": "2024-01-01T00:00:00Z", "cursor": [-1, None]},
+    {"update_timestamp": "2024-01-01T00:00:00Z", "cursor": [100, [1]]},
+    {"update_timestamp": "2024-01-01T00:00:00Z", "cursor": [100, True]},
+])
+def test_bad_export_bookmarks_are_refused_before_the_sync(bookmark):
+    with pytest.raises(StateError):
+        upgrade_state({"state_version": STATE_VERSION, "bookmarks": {"chats": bookmark}}, NAMES)
+
+
+def test_every_replication_key_is_checked():
+    from tap_zendesk_chat.state import REPLICATION_KEYS
+    assert {s.replication_key for s in STREAMS.values() if s.replication_key} <= set(REPLICATION_KEYS)

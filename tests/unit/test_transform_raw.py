@@ -188,3 +188,17 @@ def test_a_decoded_page_goes_through_the_same_plan():
 def test_key_of_reads_raw_records():
     chat = msgspec.Raw(fastjson.dumps(a_clean_chat()))
     assert STREAMS["chats"].key_of(chat) == STREAMS["chats"].key_of(a_clean_chat())
+
+
+def test_a_catalog_that_makes_webpath_a_string_decodes_raw_records_in_full():
+    """The probe cannot check a field the catalog retyped; the plan then decodes every raw record."""
+    schema = load_schema("chats")
+    schema["properties"]["webpath"] = {"type": ["null", "string"]}
+    schema["properties"]["odd"] = {"type": 5}  # a type that is not a type: no work, no crash
+    plans = [RecordPlan(schema, (), STREAMS["chats"].fix_record, ("webpath",), ("id",), "chats") for _ in range(2)]
+    chat = {**a_clean_chat(), "webpath": [["https://x", "https://y"]], "odd": 1}
+    (raw,) = plans[0].encode([msgspec.Raw(fastjson.dumps(chat))])
+    (decoded,) = plans[1].encode([copy.deepcopy(chat)])
+    assert json.loads(bytes(raw)) == json.loads(decoded)
+    assert json.loads(decoded)["webpath"] == [{"from": "https://x", "to": "https://y"}]
+    assert plans[0].rewritten == plans[0].raw_records == 1
