@@ -93,8 +93,8 @@ def _upgrade_bookmark(name, bookmark, notes):
                 and 0 <= cursor[0] <= MAX_EPOCH_MICROS and (cursor[1] is None or type(cursor[1]) in (int, str))):
             raise StateError(f"The state's cursor for '{name}' is {cursor!r}; expected [time, id]: a whole "
                              "number of seconds or microseconds since 1970, and an id (number, text or null).")
-    for key in REPLICATION_KEYS:
-        if bookmark.get(key) is not None:
+    for key in REPLICATION_KEYS:  # read only when there is no cursor (the cursor is exact)
+        if "cursor" not in bookmark and bookmark.get(key) is not None:
             _parse_bookmark_time(name, key, bookmark[key])
     for key in ("since_id", "version"):
         if key in bookmark and type(bookmark[key]) is not int:
