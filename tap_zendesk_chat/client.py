@@ -26,23 +26,32 @@ PREREQUISITES = ("The tap needs a Zendesk Chat OAuth token (Chat dashboard → S
 
 
 class ApiError(Exception):
-    """A request failed for good; the message names the endpoint and what to do."""
+    """A request failed for good; the message names the endpoint and what to do.
+
+    `endpoint_only`: the failure is one endpoint's (it answers 4xx for good, or a body the tap cannot
+    use): the run goes on with the other streams. Otherwise (the token, the network) the run stops."""
+
+    endpoint_only = False
 
 
 class AuthError(ApiError):
     """401: the token is invalid, expired or revoked."""
 
 
-class ForbiddenError(ApiError):
-    """403: the plan or the permissions do not allow this endpoint."""
+class EndpointError(ApiError):
+    """4xx other than 401 and 429: this endpoint is not available to the account as configured."""
 
-    def __init__(self, message, endpoint):
-        super().__init__(message)
-        self.endpoint = endpoint
+    endpoint_only = True
+
+
+class ForbiddenError(EndpointError):
+    """403: the plan or the permissions do not allow this endpoint."""
 
 
 class UnexpectedResponseError(ApiError):
     """The API answered 200 with something the tap cannot use safely."""
+
+    endpoint_only = True
 
 
 class Interrupted(Exception):
@@ -289,8 +298,10 @@ class Client:
         if status == 403:
             return ForbiddenError(f"{endpoint}: access denied (HTTP 403 {message}). The account's plan or the "
                                   "token's user does not allow this endpoint: the user who authorized the token must "
-                                  "be an Owner and the plan must include REST API access.", endpoint)
+                                  "be an Owner and the plan must include REST API access.")
         if 300 <= status < 400:
             return ApiError(f"{endpoint}: the API answered a redirect (HTTP {status}) from {where}; the tap does not "
                             "follow redirects, to keep the token on the API host. Check subdomain/base_url.")
+        if 400 <= status < 500:
+            return EndpointError(f"{endpoint}: HTTP {status} from {where}: {message or 'no message'}.")
         return ApiError(f"{endpoint}: HTTP {status} from {where}: {message or 'no message'}.")

@@ -63,6 +63,26 @@ def parse_datetime(value):
                        parsed.second, parsed.microsecond, tzinfo=UTC)
 
 
+# A number where the API usually sends a timestamp string is epoch time; its size tells the unit
+# (seconds until the year 5138, then milliseconds, then microseconds).
+_EPOCH_SECONDS_BELOW = 10 ** 11
+_EPOCH_MILLIS_BELOW = 10 ** 14
+
+
+def datetime_from_number(number):
+    """An epoch number (seconds, milliseconds or microseconds, told apart by size) as an aware UTC datetime.
+    Raises ValueError for what cannot be one (a boolean, infinity, out of range)."""
+    if number.__class__ not in (int, float) or number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"not an epoch time: {number!r}")
+    size = abs(number)
+    micros = number * 1_000_000 if size < _EPOCH_SECONDS_BELOW else number * 1000 if size < _EPOCH_MILLIS_BELOW \
+        else number
+    try:
+        return EPOCH + dt.timedelta(microseconds=round(micros))
+    except OverflowError:
+        raise ValueError(f"not an epoch time in range: {number!r}") from None
+
+
 def format_datetime(value):
     """Format an aware datetime as ISO-8601 UTC with a Z (microseconds only when present)."""
     value = value.astimezone(UTC)
@@ -73,7 +93,10 @@ def format_datetime(value):
 
 
 def normalize_datetime(value):
-    """Return `value` as ISO-8601 UTC with Z; raises ValueError if it is not a timestamp."""
+    """Return `value` as ISO-8601 UTC with Z; raises ValueError if it is not a timestamp. A number is read
+    as epoch time (datetime_from_number)."""
+    if value.__class__ in (int, float):
+        return format_datetime(datetime_from_number(value))
     if isinstance(value, str) and CANONICAL_FAST.match(value):
         return value
     if isinstance(value, str) and _CANONICAL.match(value):

@@ -10,7 +10,7 @@ import orjson
 # and searching for 19 zeros runs at memory speed, unlike a regex over a multi-megabyte page.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 19
-_std_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_std_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def loads(data):
@@ -31,4 +31,17 @@ def dumps(value):
     try:
         return orjson.dumps(value)
     except TypeError:  # an integer beyond 64 bits
-        return _std_dumps(value).encode()
+        try:
+            return _std_dumps(value).encode()
+        except ValueError:  # NaN or infinity, which JSON cannot hold: null, as orjson writes them
+            return _std_dumps(_finite(value)).encode()
+
+
+def _finite(value):
+    if value.__class__ is float:
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if value.__class__ is dict:
+        return {key: _finite(item) for key, item in value.items()}
+    if value.__class__ is list:
+        return [_finite(item) for item in value]
+    return value

@@ -10,6 +10,7 @@ from tap_zendesk_chat.client import UnexpectedResponseError
 class Page:
     records: list
     cursor: object = None  # resume point after this page; None for single-request streams
+    parts: list = None  # the records by the array of the body they came in (streams sharing an endpoint)
 
 
 def _require_list(value, what):
@@ -18,11 +19,13 @@ def _require_list(value, what):
     return value
 
 
-def _require_id(record, what):
-    if not isinstance(record, dict) or type(record.get("id")) is not int:
-        raise UnexpectedResponseError(f"{what}: a record without an integer 'id' ({str(record)[:120]}); "
-                                      "the tap cannot page past it safely.")
-    return record["id"]
+def _id_of(record):
+    """The integer id an id cursor pages by, or None (such a record is delivered, never paged by)."""
+    if record.__class__ is dict:
+        ident = record.get("id")
+        if ident.__class__ is int:
+            return ident
+    return None
 
 
 def iter_single(fetch, extract):
@@ -33,45 +36,63 @@ def iter_single(fetch, extract):
 def iter_since_id(fetch, since_id, limit, split, what):
     """Id-cursor paging (`since_id` inclusive, ascending ids), as /agents and /bans do.
 
-    `split(body)` returns the body's record arrays (one for /agents, two for /bans). Whether `limit`
-    caps each array or their union is not documented, so a page is only trusted up to the lowest id
-    where some array may have been cut off; records past it come again on the next page, once."""
+    `split(body)` returns the body's record arrays (one for /agents, two for /bans); each Page keeps them
+    apart in `parts`, so a stream can take the records of one array. Whether `limit` caps each array or
+    their union is not documented, so a page is only trusted up to the lowest id where some array may have
+    been cut off; records past it come again on the next page, once. A record without an integer id is
+    delivered with its page (the transform reports it) but never moves the cursor."""
     while True:
         arrays = [_require_list(a, what) for a in split(fetch({"since_id": since_id, "limit": limit}))]
         total = sum(len(a) for a in arrays)
-        ids = [[_require_id(r, what) for r in a] for a in arrays]
-        full = [max(i) for i in ids if len(i) >= limit]
+        ids = [[i for i in map(_id_of, a) if i is not None] for a in arrays]
+        full = [max(i) for a, i in zip(arrays, ids) if len(a) >= limit and i]
         if full:
             frontier = min(full) + 1
-        elif total >= limit:
+        elif total >= limit and any(ids):
             frontier = max(max(i) for i in ids if i) + 1
+        elif total >= limit:
+            raise UnexpectedResponseError(f"{what}: a full page of records without integer ids; the tap cannot "
+                                          "page past it.")
         else:
             frontier = None  # nothing was cut off: this is the last page
-        records = [r for a in arrays for r in a if frontier is None or r["id"] < frontier]
-        if len(arrays) > 1:
-            records.sort(key=lambda r: r["id"])
+        parts = [[r for r in a if frontier is None or (_id_of(r) or since_id) < frontier] for a in arrays]
+        records = parts[0] if len(parts) == 1 else sorted((r for p in parts for r in p),
+                                                           key=lambda r: _id_of(r) or since_id)
         if frontier is None:
-            yield Page(records, max((r["id"] + 1 for r in records), default=since_id))
+            yield Page(records, max((i + 1 for a in ids for i in a), default=since_id), parts)
             return
         if frontier <= since_id:
             raise UnexpectedResponseError(f"{what}: ids went backwards (since_id={since_id}); stopping rather than loop.")
-        yield Page(records, frontier)
+        yield Page(records, frontier, parts)
         since_id = frontier
 
 
-def _after(key, cursor):
-    """True when `key` comes strictly after `cursor`; a cursor without id covers none of its instant."""
-    if cursor[1] is None:
-        return key[0] >= cursor[0]
-    return key > cursor
+def _past_cursor(items, cursor, key_of):
+    """How many leading items the API's own order puts at or before `cursor`: the cursor record itself and
+    what precedes it in the page (and what is older than the cursor's instant, which the API should not
+    have sent). Never an assumed order of ids: if the cursor record is not in the page (an API whose
+    start_id is exclusive), records of the cursor's instant are kept."""
+    before = 0
+    for index, item in enumerate(items):
+        key = key_of(item)
+        if key is None:
+            continue
+        if key[0] < cursor[0]:
+            before = index + 1
+        elif cursor[1] is not None and key == cursor:
+            return index + 1
+        elif key[0] > cursor[0]:
+            break
+    return before
 
 
 def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_at, what):
     """Zendesk's incremental export: (start_time, start_id) cursor, stop on `count < limit`.
 
-    `next_page` is never null, so the count decides. The cursor of a page is the API's
-    (end_time, end_id) when it gives both, else the last record's key; records at or before the
-    cursor (an API treating start_id as inclusive) are dropped so a boundary never repeats.
+    `next_page` is never null, so the count decides. The cursor of a page is the API's (end_time, end_id)
+    when it gives both, else the key of the last record with a readable one (`key_of` gives None for a
+    record without: it is delivered all the same). Records the API puts at or before the cursor (an API
+    treating start_id as inclusive) are dropped so a boundary never repeats.
     Paging stops early once the cursor is at or past `stop_at` (the API refuses the last 5 minutes)."""
     while cursor[0] < stop_at:
         params = {"start_time": cursor[0], "limit": limit, "fields": f"{records_key}(*)"}
@@ -84,20 +105,23 @@ def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_a
         count = body.get("count", len(items))
         if type(count) is not int:
             raise UnexpectedResponseError(f"{what}: 'count' is {count!r}, not a number.")
-        skip = 0
-        while skip < len(items) and not _after(key_of(items[skip]), cursor):
-            skip += 1
+        skip = _past_cursor(items, cursor, key_of)
         records = items[skip:] if skip else items
+        new_cursor = cursor
         if records:
-            new_cursor = key_of(records[-1])
+            last = next((key for key in map(key_of, reversed(records)) if key is not None), None)
             end_time, end_id = body.get("end_time"), body.get("end_id")
-            if send_start_id and type(end_time) is int and end_id is not None and (end_time, end_id) >= new_cursor:
+            if send_start_id and type(end_time) is int and end_id.__class__ in (int, str) \
+                    and (last is None or end_time >= last[0]):
                 new_cursor = (end_time, end_id)
-        else:
+            elif last is not None:
+                new_cursor = last
+            elif type(end_time) is int and end_time > cursor[0]:
+                new_cursor = (end_time, None)  # nothing readable: the envelope's time, its instant re-read
+        if new_cursor[0] < cursor[0]:  # never backwards, whatever the envelope says
             new_cursor = cursor
-        # Records kept after the filter are all past the cursor, so a page with any moves it forward;
-        # a full page with none would be asked for again and again.
-        advanced = bool(records)
+        # A full page that does not move the cursor would be asked for again and again.
+        advanced = new_cursor != cursor
         yield Page(records, new_cursor)
         body = items = records = None  # let the emitted page go before the next is fetched
         if count < limit:

@@ -58,6 +58,8 @@ class StreamReport:
         self._requests_before = sum(client.requests_by_endpoint.values())
         self._retries_before = sum(client.retries_by_endpoint.values())
         self.requests = self.retries = 0
+        self.unfit = 0  # values that did not fit their declared type (null, kept in _unexpected_values)
+        self.withheld = 0  # records that could not be written (no key)
         self.seconds = 0.0
 
     def start(self, detail):
@@ -86,10 +88,12 @@ def log_summary(reports):
     if not reports:
         return
     width = max(len(r.name) for r in reports)
+    row = "  %-*s  %-8s %9s %8s %7s %8s %10s %8s"
     LOGGER.info("Summary:")
-    LOGGER.info("  %-*s  %-8s %9s %8s %7s %8s", width, "stream", "status", "records", "requests", "retries", "seconds")
+    LOGGER.info(row, width, "stream", "status", "records", "requests", "retries", "seconds", "unexpected", "withheld")
     for r in reports:
-        LOGGER.info("  %-*s  %-8s %9d %8d %7d %8.1f", width, r.name, r.status, r.records, r.requests, r.retries,
-                    r.seconds)
-    LOGGER.info("  %-*s  %-8s %9d %8d %7d %8.1f", width, "total", "", sum(r.records for r in reports),
-                sum(r.requests for r in reports), sum(r.retries for r in reports), sum(r.seconds for r in reports))
+        LOGGER.info(row, width, r.name, r.status, r.records, r.requests, r.retries, f"{r.seconds:.1f}", r.unfit,
+                    r.withheld)
+    LOGGER.info(row, width, "total", "", sum(r.records for r in reports), sum(r.requests for r in reports),
+                sum(r.retries for r in reports), f"{sum(r.seconds for r in reports):.1f}",
+                sum(r.unfit for r in reports), sum(r.withheld for r in reports))

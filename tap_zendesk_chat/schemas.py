@@ -2,12 +2,24 @@
 import json
 import pathlib
 
+from tap_zendesk_chat.transform import UNEXPECTED_FIELD, UNEXPECTED_SCHEMA
+
 SCHEMA_DIR = pathlib.Path(__file__).parent / "schemas"
 
 
 def load_schema(name):
-    """The stream's JSON schema with every {"$ref": "shared/x.json"} inlined."""
-    return _inline(_read(f"{name}.json"), ())
+    """The stream's JSON schema with every {"$ref": "shared/x.json"} inlined, and the field where values
+    that do not fit their declared type are kept (transform.UNEXPECTED_FIELD)."""
+    schema = _inline(_read(f"{name}.json"), ())
+    return with_unexpected_field(schema)
+
+
+def with_unexpected_field(schema):
+    """The schema, declaring UNEXPECTED_FIELD (a copy when it had to be added)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or UNEXPECTED_FIELD in properties:
+        return schema
+    return dict(schema, properties={**properties, UNEXPECTED_FIELD: dict(UNEXPECTED_SCHEMA)})
 
 
 def _read(relative):

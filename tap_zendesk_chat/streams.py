@@ -6,7 +6,7 @@ import msgspec
 
 from tap_zendesk_chat import fastjson, pagination
 from tap_zendesk_chat.client import UnexpectedResponseError
-from tap_zendesk_chat.dates import parse_datetime, to_epoch
+from tap_zendesk_chat.dates import datetime_from_number, parse_datetime, to_epoch
 
 
 def _sliceable(body):
@@ -29,6 +29,7 @@ class Stream:
     replication_method = "FULL_TABLE"
     replication_key = None
     records_key = None  # the body's field holding the records; None: the body is the list
+    optional = False  # a 403 means "not for this account": the stream is skipped with a log line
     fix_record = None  # a stream's own repair of one record, run before the schema's plan
     fix_fields = ()  # the top-level fields fix_record may change
 
@@ -66,9 +67,9 @@ class SinceIdStream(Stream):
     def split(self, body):
         return [body]
 
-    def select(self, records):
-        """This stream's share of the records of its endpoint."""
-        return records
+    def select(self, page):
+        """This stream's share of the records of a page of its endpoint."""
+        return page.records
 
     def iter_pages(self, client, config, since_id=0):
         limit = getattr(config, self.page_limit_setting)
@@ -103,17 +104,31 @@ class IncrementalExportStream(Stream):
                         if getattr(page, name) is not msgspec.UNSET}
         return fastjson.loads(body)
 
+    @functools.cached_property
+    def _key_decoder(self):
+        fields = [(self.replication_key, Any, None), (self.id_field, Any, None)]
+        return msgspec.json.Decoder(msgspec.defstruct("ExportKey", fields, gc=False)).decode
+
     def key_of(self, record):
-        """The record's place in the export's order, in the cursor's terms."""
+        """The record's place in the export's order, in the cursor's terms; None when it has no readable
+        time or id (a number where a timestamp string is usual is epoch time)."""
         if record.__class__ is msgspec.Raw:
-            record = fastjson.loads(bytes(record))
+            try:
+                key = self._key_decoder(record)
+            except msgspec.ValidationError:
+                return None
+            when, ident = getattr(key, self.replication_key), getattr(key, self.id_field)
+        elif record.__class__ is dict:
+            when, ident = record.get(self.replication_key), record.get(self.id_field)
+        else:
+            return None
+        if ident.__class__ not in (int, str):
+            return None
         try:
-            when = parse_datetime(record[self.replication_key])
-            key = record[self.id_field]
-        except (KeyError, TypeError, ValueError):
-            raise UnexpectedResponseError(f"{self.name}: a record without a readable {self.replication_key} and "
-                                          f"{self.id_field} ({str(record)[:120]}).") from None
-        return (to_epoch(when, self.time_unit), key)
+            instant = parse_datetime(when) if when.__class__ is str else datetime_from_number(when)
+        except ValueError:
+            return None
+        return (to_epoch(instant, self.time_unit), ident)
 
     def iter_pages(self, client, config, cursor, stop_at):
         fetch = lambda params: client.get(self.path, params, self.decode_page)  # noqa: E731
@@ -122,9 +137,12 @@ class IncrementalExportStream(Stream):
 
 
 class Account(ObjectStream):
+    """Answers 403 for Chat accounts inside Zendesk Support: skipped then."""
+
     name = "account"
     path = "account"
     key_properties = ("account_key",)
+    optional = True
 
 
 class RoutingSettings(ObjectStream):
@@ -189,8 +207,12 @@ class Bans(SinceIdStream):
                     record.setdefault("type", kind)
         return arrays
 
-    def select(self, records):
-        return [r for r in records if r["type"] in self.kinds]
+    def select(self, page):
+        """The array a ban came in decides its table, whatever its `type` says (the docs' own example
+        says "I"): no ban is left out."""
+        if self.kinds == Bans.kinds:
+            return page.records
+        return [r for kind, part in zip(Bans.kinds, page.parts) if kind in self.kinds for r in part]
 
 
 class BannedIps(Bans):
@@ -216,13 +238,15 @@ class Chats(IncrementalExportStream):
 
     @staticmethod
     def fix_record(record):
-        """`webpath` items are objects, but the API sometimes sends a bare [from, to] pair: make it one.
-        (A list inside a list also breaks targets that map arrays to database arrays.)"""
+        """`webpath` items are objects, but the API sometimes sends a bare list ([1493008591, "https://…"]: a
+        time and a page) or a scalar. Its meaning is not ours to guess: every non-object item becomes
+        {"values": item}, unchanged inside (a list inside a list also breaks targets that map arrays to
+        database arrays)."""
         webpath = record.get("webpath")
         if webpath.__class__ is list:
             for index, item in enumerate(webpath):
-                if item.__class__ is list:
-                    webpath[index] = {"from": item[0], "to": item[1]} if len(item) == 2 else {"values": item}
+                if item.__class__ is not dict and item is not None:
+                    webpath[index] = {"values": item}
 
 
 class AgentTimeline(IncrementalExportStream):

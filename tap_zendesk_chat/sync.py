@@ -1,6 +1,7 @@
 """The loop: SCHEMA → pages → records → STATE, in that order, per stream.
 
 A STATE is written only after every record it covers; a page's records are written together, then its STATE."""
+import copy
 import dataclasses
 import datetime
 import gc
@@ -9,11 +10,11 @@ import time
 import singer
 
 from tap_zendesk_chat import state as states
-from tap_zendesk_chat.client import ForbiddenError, Interrupted
+from tap_zendesk_chat.client import ApiError, ForbiddenError, Interrupted
 from tap_zendesk_chat.dates import format_datetime, from_epoch, to_epoch, utcnow
 from tap_zendesk_chat.report import StreamReport, log_summary
 from tap_zendesk_chat.streams import STREAMS, IncrementalExportStream, SinceIdStream
-from tap_zendesk_chat.transform import RecordPlan
+from tap_zendesk_chat.transform import UNEXPECTED_FIELD, RecordPlan
 
 LOGGER = singer.get_logger()
 EXPORT_QUIET_SECONDS = 300  # the export refuses a start_time within 5 minutes of now
@@ -30,6 +31,17 @@ class _Member:
     plan: RecordPlan
 
 
+class StreamsFailedError(ApiError):
+    """Some streams failed for good while the others were synced."""
+
+    def __init__(self, failed):
+        causes = "; ".join(f"{name}: {cause}" for name, cause in failed)
+        super().__init__(f"{len(failed)} stream(s) failed and were not synced in full: "
+                         f"{', '.join(name for name, _ in failed)}. Their last STATE is kept, so the next run "
+                         f"resumes them; every other stream was synced. Causes: {causes}")
+        self.streams = [name for name, _ in failed]
+
+
 class Sync:
     """One sync run over the selected streams."""
 
@@ -42,21 +54,29 @@ class Sync:
         self.stop = stop_event
         self.reports = []
         self.now = utcnow()
+        self._written = copy.deepcopy(state)
 
     def run(self):
         # Records are trees without cycles, freed by reference counting: the cyclic collector only costs
         # time here (a fifth of the CPU per chat). Keep it, rarely, for the odd cycle of a retry's exception.
         gc.freeze()
         gc.set_threshold(100_000, 50, 1000)
+        failed = []
         try:
             for group in self._ordered_groups():
                 states.set_currently_syncing(self.state, group[0].name)
-                self.writer.write_state(self.state)
-                self._sync_group(group)
+                self._write_state()
+                try:
+                    self._sync_group(group)
+                except ApiError as exc:
+                    if not exc.endpoint_only:
+                        raise
+                    failed += self._give_up_group(group, exc)
             states.set_currently_syncing(self.state, None)
-            self.writer.write_state(self.state)
+            self._write_state()
         except Interrupted:
             self.writer.discard()  # records of an unfinished page: no STATE covers them
+            self._restore_written()
             self.writer.write_state(self.state)
             self._close_reports("stopped")
             raise
@@ -66,6 +86,28 @@ class Sync:
             raise
         finally:
             log_summary(self.reports)
+        if failed:
+            raise StreamsFailedError(failed)
+
+    def _write_state(self):
+        self.writer.write_state(self.state)
+        self._written = copy.deepcopy(self.state)
+
+    def _restore_written(self):
+        """Bookmarks as the last STATE written says: what a page in flight changed is not covered."""
+        self.state["bookmarks"] = copy.deepcopy(self._written["bookmarks"])
+
+    def _give_up_group(self, group, exc):
+        """One endpoint failed for good: drop what no STATE covers, keep the streams' last written
+        bookmarks (the next run resumes there) and go on with the other streams."""
+        self.writer.discard()
+        self._restore_written()
+        names = [s.name for s in group]
+        LOGGER.error("%s: failed, the other streams go on: %s", ", ".join(names), exc)
+        for report in self.reports:
+            if report.name in names and report.status == "running":
+                report.finish("failed", type(exc).__name__)
+        return [(name, str(exc)) for name in names]
 
     def _close_reports(self, status):
         for report in self.reports:
@@ -108,13 +150,17 @@ class Sync:
         report.add(len(encoded), bookmark)
 
     def _finish(self, plan, report, note=""):
-        if plan.bad_dates:
-            LOGGER.warning("%s: %d values that were not timestamps were set to null (first: %s)",
-                           report.name, plan.bad_dates, plan.bad_date_example)
+        for (pattern, declared, seen), count in sorted(plan.unfit.items()):
+            LOGGER.warning("%s: %d values of %s declared %s were %s: set to null, kept in %s", report.name, count,
+                           pattern, declared, seen, UNEXPECTED_FIELD)
+        if plan.withheld:
+            LOGGER.warning("%s: %d records could not be written (a target cannot upsert a record without its key); "
+                           "first: %s", report.name, plan.withheld, plan.withheld_example)
         if plan.raw_records:
             LOGGER.info("%s: %d of %d records went out as the API sent them; %d needed changes (0/1 booleans, "
-                        "timestamps not in UTC, webpath pairs or deselected fields)", report.name,
+                        "timestamps not in UTC, webpath items, unexpected values or deselected fields)", report.name,
                         plan.raw_records - plan.rewritten, plan.raw_records, plan.rewritten)
+        report.unfit, report.withheld = plan.unfit_total, plan.withheld
         report.finish("done", note)
 
     # -- full-table streams: one GET, or an id-cursor walk shared by the streams of one endpoint ----------
@@ -139,18 +185,20 @@ class Sync:
                 for member in members:
                     records = page.records
                     if isinstance(member.stream, SinceIdStream):
-                        records = [r for r in member.stream.select(records) if r["id"] >= member.since_id]
-                        if len(members) > 1:  # the transform works in place; each stream gets its own dicts
-                            records = [dict(r) for r in records]
+                        records = [r for r in member.stream.select(page) if not member.since_id
+                                   or not isinstance(r, dict) or not isinstance(r.get("id"), int)
+                                   or r["id"] >= member.since_id]
+                        if len(members) > 1:  # the transform works in place; each stream gets its own copy
+                            records = [copy.deepcopy(r) for r in records]
                     self._emit(member.name, member.stream, member.plan, records, member.version, member.report)
                     if page.cursor is not None:
                         member.since_id = max(member.since_id, page.cursor)
                         states.set_full_table_progress(self.state, member.name, member.version, member.since_id)
                 if page.cursor is not None:
-                    self.writer.write_state(self.state)
+                    self._write_state()
                 self._check_stop()
         except ForbiddenError as exc:
-            if stream.name != "account":
+            if not stream.optional:
                 raise
             LOGGER.info("account: skipped; %s (normal for Chat accounts inside Zendesk Support; if other streams "
                         "answer 403 too, the token's user or the plan lacks API access)", exc)
@@ -161,7 +209,7 @@ class Sync:
                 self.writer.write_activate_version(member.name, member.version)
             states.clear_bookmark(self.state, member.name)
             self._finish(member.plan, member.report)
-        self.writer.write_state(self.state)
+        self._write_state()
 
     # -- incremental exports -------------------------------------------------------------------------------
     def _sync_export(self, selected, stream):
@@ -190,11 +238,11 @@ class Sync:
             if emitted:
                 when = states.set_export_cursor(self.state, selected.name, stream.replication_key, unit, page.cursor,
                                                 version, full_table)
-                self.writer.write_state(self.state)
+                self._write_state()
             self._check_stop()
         if full_table:
             if version is not None:
                 self.writer.write_activate_version(selected.name, version)
             states.clear_bookmark(self.state, selected.name)
-            self.writer.write_state(self.state)
+            self._write_state()
         self._finish(plan, report, f"bookmark {when}")

@@ -1,115 +1,275 @@
-"""Per-record work, compiled once per stream from its schema: drop deselected fields, normalise dates,
-turn the 0/1 the API sometimes sends for a boolean into false/true. Fields the schema does not list are kept.
+"""Per-record work, compiled once per stream from its schema. Every record that leaves the tap fits the
+SCHEMA the tap emitted for its stream, whatever the API sent:
+
+- dates are normalised to ISO-8601 UTC with `Z` (a number where a date is declared is epoch time);
+- the 0/1 the API sometimes sends for a boolean becomes false/true;
+- a value that still does not fit its declared type goes out as null, and the value the API sent is kept
+  under its path (`history[3].skills_name`) in the record's UNEXPECTED_FIELD object;
+- deselected fields are dropped; fields the schema does not list are kept as they came.
 
 Two ways in, one result:
-- a decoded record (dict): `apply` runs straight-line Python generated from the schema (one function
-  per stream, no per-field calls; a chat carries some 25 timestamps), then it is serialised;
-- a record still in the page's bytes (msgspec.Raw, from the export streams): a *probe* reads only the
-  fields the plan would look at, in C, and a record the plan would not change goes out byte for byte.
-  One that needs work is split into its top-level fields, only the fields that need work are decoded
-  and fixed by `apply`, and the record is re-assembled around the untouched raw fields.
+- a decoded record (dict): `conform` walks it with functions compiled from the schema, then it is
+  serialised;
+- a record still in the page's bytes (msgspec.Raw, from the export streams): a *probe* compiled from the
+  schema reads every declared field in C with its declared type, so a record goes out byte for byte only
+  when the probe proves it fits and needs nothing. One that needs work is split into its top-level
+  fields; only the fields that need work are decoded and conformed, and the record is re-assembled
+  around the untouched raw fields.
 tests/unit/test_transform_raw.py proves both ways give the same records, quirks included."""
+import collections
+import dataclasses
+import math
+
 import msgspec
+import singer
 
 from tap_zendesk_chat import fastjson
-from tap_zendesk_chat.client import UnexpectedResponseError
 from tap_zendesk_chat.dates import CANONICAL_FAST, all_canonical, normalize_datetime
 
+LOGGER = singer.get_logger()
+UNEXPECTED_FIELD = "_unexpected_values"
+UNEXPECTED_SCHEMA = {
+    "type": ["null", "object"],
+    "description": "Values the API sent that did not fit their field's declared type, by path (e.g. "
+                   "\"history[3].skills_name\"); the field itself is null in the record.",
+}
 Raw = msgspec.Raw
 _NULL = b"null"
 _encode = msgspec.json.Encoder().encode  # dicts holding Raw values: the raw bytes go in as they are
 _decode_top = msgspec.json.Decoder(dict[str, Raw]).decode
+_JSON_TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
+_PY_CLASSES = {"null": (type(None),), "boolean": (bool,), "integer": (int,), "number": (int, float),
+               "string": (str,), "array": (list,), "object": (dict,)}
+_KIND_OF = {type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "object"}
 
 
-def _types(schema):
-    kind = schema.get("type", [])
-    if isinstance(kind, str):
-        return {kind}
-    return {k for k in kind if isinstance(k, str)} if isinstance(kind, list) else set()
+@dataclasses.dataclass
+class Node:
+    """What the schema says of one value: its JSON types (None: anything), whether a string is a
+    date-time, the declared properties of an object and the schema of array items."""
+    types: frozenset | None
+    date: bool = False
+    properties: tuple = ()  # ((key, Node), ...)
+    items: object = None  # Node or None
+    pattern: str = ""  # where it is, for people: "history[].skills_name"
+
+    @property
+    def boolish(self):
+        """A boolean that may come as 0/1: declared boolean and no kind of number."""
+        return "boolean" in self.types and not self.types & {"integer", "number"}
+
+    @property
+    def date_only(self):
+        return self.date and self.types - {"null"} == {"string"}
+
+    @property
+    def declared(self):
+        return " or ".join(t for t in _JSON_TYPES if t in self.types and t != "null") + \
+            (" (date-time)" if self.date else "")
 
 
-def _is_date(schema):
-    return isinstance(schema, dict) and schema.get("format") == "date-time" and "string" in _types(schema)
-
-
-def _is_boolean(schema):
-    return isinstance(schema, dict) and _types(schema) - {"null"} == {"boolean"}
-
-
-def _has_work(schema):
+def build_node(schema, pattern=""):
     if not isinstance(schema, dict):
-        return False
-    if _is_date(schema) or _is_boolean(schema):
-        return True
-    types = _types(schema)
+        return Node(None, pattern=pattern)
+    kind = schema.get("type")
+    kinds = [kind] if isinstance(kind, str) else kind if isinstance(kind, list) else []
+    types = frozenset(k for k in kinds if k in _JSON_TYPES)
+    if not types:
+        return Node(None, pattern=pattern)
+    date = schema.get("format") == "date-time" and "string" in types
+    properties = ()
     if "object" in types and isinstance(schema.get("properties"), dict):
-        return any(_has_work(s) for s in schema["properties"].values())
+        properties = tuple((key, build_node(sub, f"{pattern}.{key}" if pattern else key))
+                           for key, sub in schema["properties"].items())
+    items = None
     if "array" in types and isinstance(schema.get("items"), dict):
-        return _has_work(schema["items"])
-    return False
+        items = build_node(schema["items"], f"{pattern}[]")
+        if items.types is None:
+            items = None
+    return Node(types, date, properties, items, pattern)
 
 
-def _probe_node(schema, force=False):
-    """What the plan looks at in a value of this schema (both ways of RecordPlan walk these nodes):
-    ("date",), ("bool",), ("object", [(key, node), ...]), ("array", object node) or None (nothing).
-    `force`: a field a stream's fix_record repairs; its shape (objects, arrays of objects) is checked even
-    when the schema gives it no work."""
-    if _is_date(schema):
-        return ("date",)
-    if _is_boolean(schema):
-        return ("bool",)
-    if not (force or _has_work(schema)):
+# -- the decoded way: conform a value to its node -------------------------------------------------------
+class Unfit:
+    """The values of one record that did not fit, with their paths; collected while conforming."""
+
+    __slots__ = ("stack", "found")
+
+    def __init__(self):
+        self.stack = []  # keys and indices from the record down to the value being conformed
+        self.found = []  # (path, value, node)
+
+    def add(self, value, node):
+        path = ""
+        for part in self.stack:
+            path += f"[{part}]" if part.__class__ is int else (f".{part}" if path else part)
+        self.found.append((path, value, node))
+
+
+def _unfit_value(value):
+    """The value kept in UNEXPECTED_FIELD: as sent, except what JSON cannot hold (NaN, infinity)."""
+    if value.__class__ is float and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def compile_conform(node):
+    """conform(value, unfit) -> the value to emit, or None when the node accepts anything and needs nothing."""
+    if node.types is None:
         return None
-    types = _types(schema)
-    if "object" in types and isinstance(schema.get("properties"), dict):
-        return ("object", _probe_fields(schema["properties"]))
-    items = schema.get("items")
-    if "array" in types and isinstance(items, dict) and isinstance(items.get("properties"), dict):
-        return ("array", ("object", _probe_fields(items["properties"])))
-    return None
+    accepted = tuple({cls for t in node.types for cls in _PY_CLASSES[t]})
+    date, date_only, boolish = node.date, node.date_only, node.boolish
+    numeric = bool(node.types & {"integer", "number"})
+    properties = tuple((key, fn) for key, fn in ((k, compile_conform(sub)) for k, sub in node.properties)
+                       if fn is not None)
+    items = compile_conform(node.items) if node.items is not None else None
+    integer_only = "integer" in node.types and "number" not in node.types
+    canonical = CANONICAL_FAST.match
+
+    def reject(value, unfit):
+        unfit.add(value, node)
+        return None
+
+    def conform(value, unfit):
+        cls = value.__class__
+        if cls in accepted:
+            if cls is str:
+                if date and canonical(value) is None:
+                    try:
+                        return normalize_datetime(value)
+                    except ValueError:
+                        return reject(value, unfit)
+            elif cls is dict:
+                if properties:
+                    stack = unfit.stack
+                    for key, fn in properties:
+                        if key in value:
+                            stack.append(key)
+                            inner = value[key]
+                            fixed = fn(inner, unfit)
+                            if fixed is not inner:
+                                value[key] = fixed
+                            stack.pop()
+            elif cls is list:
+                if items is not None:
+                    stack = unfit.stack
+                    stack.append(0)
+                    for index, inner in enumerate(value):
+                        stack[-1] = index
+                        fixed = items(inner, unfit)
+                        if fixed is not inner:
+                            value[index] = fixed
+                    stack.pop()
+            elif cls is float:
+                if integer_only or not math.isfinite(value):
+                    return reject(value, unfit)
+            return value
+        if cls is int and boolish and (value == 0 or value == 1):
+            return value == 1
+        if date and not numeric and (cls is int or cls is float):
+            try:
+                return normalize_datetime(value)
+            except ValueError:
+                return reject(value, unfit)
+        return reject(value, unfit)
+
+    return conform
 
 
-def _probe_fields(properties, force=()):
-    nodes = ((key, _probe_node(sub, key in force)) for key, sub in properties.items())
-    return [(key, node) for key, node in nodes if node is not None]
+# -- the raw way: a probe that reads declared fields with their declared types ----------------------------
+def _has_work(node):
+    """The probe must look at the value itself (dates, 0/1 booleans), not only its type."""
+    if node.types is None:
+        return False
+    if node.date or node.boolish:
+        return True
+    return any(_has_work(sub) for _, sub in node.properties) or (node.items is not None and _has_work(node.items))
 
 
-def _probe_type(node, required=False):
-    """The msgspec type reading what `node` describes. A value of another type fails to decode, which
-    sends the record down the careful path: the probe never has to be right about odd values, only strict."""
-    kind = node[0]
-    if kind == "date":
-        inner = str
-    elif kind == "bool":
-        inner = bool | int  # an int is the API's 0/1 for a boolean: found by the walk
-    elif kind == "object":
-        names = {f"f{i}": key for i, (key, _) in enumerate(node[1])}
-        inner = msgspec.defstruct("Probe", [(f"f{i}", _probe_type(sub), None) for i, (_, sub) in enumerate(node[1])],
-                                  rename=names, gc=False)
-    else:
-        inner = list[_probe_type(node[1])]
-    return inner if required else inner | None
+def _walkable(node):
+    """A node whose work the generated walk can find: a date-only string, a boolean that may come as 0/1
+    (with any scalars beside it), or an object or array (and null) whose parts are walkable."""
+    kinds = node.types - {"null"}
+    if node.date:
+        return node.date_only
+    if kinds == {"object"}:
+        return all(_walkable(sub) for _, sub in node.properties if _has_work(sub))
+    if kinds == {"array"}:
+        return node.items is None or not _has_work(node.items) or _walkable(node.items)
+    return not ({"object", "array"} & kinds) or not _has_work(node)
 
 
-def _walk_lines(node, var, pad, lines, depth, on_int):
-    """Code that collects (d) the timestamps of the probed value `var` and runs `on_int` on a 0/1 boolean."""
-    kind = node[0]
-    if kind == "date":
-        lines.append(f"{pad}if {var} is not None: d({var})")
-    elif kind == "bool":
-        lines.append(f"{pad}if {var}.__class__ is int: {on_int}")
-    elif kind == "object" and node[1]:
-        obj = f"o{depth}"
-        lines += [f"{pad}{obj} = {var}", f"{pad}if {obj} is not None:"]
-        for i, (_, sub) in enumerate(node[1]):
-            _walk_lines(sub, f"{obj}.f{i}", pad + "    ", lines, depth + 1, on_int)
-    elif kind == "array":
-        items, item = f"a{depth}", f"i{depth}"
-        body = []
-        _walk_lines(node[1], item, pad + "        ", body, depth + 1, on_int)
-        if body:
-            lines += [f"{pad}{items} = {var}", f"{pad}if {items} is not None:", f"{pad}    for {item} in {items}:"]
-            lines += body
+class _Probe:
+    """Builds the msgspec types of a probe, and the Python that walks a decoded probe for work."""
+
+    def __init__(self):
+        self.count = 0
+
+    def type_of(self, node, required=False):
+        """The msgspec type reading a value of `node`: decoding fails on any value that does not fit, which
+        sends the record down the careful path. `None` (nothing but null) for nodes the walk cannot check."""
+        kinds = node.types - {"null"}
+        nullable = "null" in node.types and not required
+        if _has_work(node) and not _walkable(node):
+            return type(None)  # only null passes the probe; anything else is conformed the careful way
+        options = []
+        if "boolean" in kinds:
+            options.append(bool)
+            if node.boolish:
+                options.append(int)  # the API's 0/1: found by the walk
+        if "number" in kinds:
+            options.append(float)  # msgspec reads an integer as a float here: both fit "number"
+        elif "integer" in kinds:
+            options.append(int)
+        if "string" in kinds:
+            options.append(str)
+        if "array" in kinds:
+            options.append(list[self.type_of(node.items)] if node.items is not None else list[Raw])
+        if "object" in kinds:
+            if node.properties:
+                fields = [(f"f{i}", self.type_of(sub), None) for i, (_, sub) in enumerate(node.properties)
+                          if sub.types is not None]
+                rename = {f"f{i}": key for i, (key, sub) in enumerate(node.properties) if sub.types is not None}
+                self.count += 1
+                options.append(msgspec.defstruct(f"Probe{self.count}", fields, rename=rename, gc=False))
+            else:
+                options.append(dict[str, Raw])
+        if nullable or not options:
+            options.append(type(None))
+        kind = options[0]
+        for option in options[1:]:
+            kind = kind | option
+        return kind
+
+    def walk(self, node, var, pad, lines, depth, on_int):
+        """Code that collects (d) the date strings of the probed value `var` and runs `on_int` on a 0/1
+        boolean. Only for nodes the probe reads (a node it cannot walk is read as null)."""
+        if not _has_work(node) or not _walkable(node):
+            return
+        kinds = node.types - {"null"}
+        if node.date:
+            lines.append(f"{pad}if {var} is not None: d({var})")
+        elif node.boolish:
+            lines.append(f"{pad}if {var}.__class__ is int: {on_int}")
+        elif kinds == {"object"}:
+            obj = f"o{depth}"
+            body = []
+            index = 0  # the probe's field number: untyped properties are not in it
+            for key, sub in node.properties:
+                if sub.types is None:
+                    continue
+                self.walk(sub, f"{obj}.f{index}", pad + "    ", body, depth + 1, on_int)
+                index += 1
+            if body:
+                lines += [f"{pad}{obj} = {var}", f"{pad}if {obj} is not None:"] + body
+        elif kinds == {"array"} and node.items is not None:
+            items, item = f"a{depth}", f"i{depth}"
+            body = []
+            self.walk(node.items, item, pad + "        ", body, depth + 1, on_int)
+            if body:
+                lines += [f"{pad}{items} = {var}", f"{pad}if {items} is not None:", f"{pad}    for {item} in {items}:"]
+                lines += body
 
 
 class RecordPlan:
@@ -119,104 +279,91 @@ class RecordPlan:
         self.name = name
         self.deselected = tuple(deselected)
         self.key_properties = tuple(key_properties)
-        self.bad_dates = 0
-        self.bad_date_example = None
+        self.fix_record = fix_record
         self.raw_records = 0  # records that came as slices of their page (msgspec.Raw)
         self.rewritten = 0  # of those, the ones that needed work (the others went out byte for byte)
-        lines = ["def apply(record):"]
-        if fix_record is not None:
-            lines.append("    _fix_record(record)")
-        for field in self.deselected:
-            lines.append(f"    record.pop({field!r}, None)")
+        self.unfit = collections.Counter()  # (field pattern, declared, seen) -> values set to null
+        self.withheld = 0  # records that could not be written (no key, not an object)
+        self.withheld_example = None
         properties = schema.get("properties") if isinstance(schema, dict) else None
         properties = properties if isinstance(properties, dict) else {}
-        self._paths = []
-        # Both ways walk the same nodes (_probe_fields), so they cannot disagree on what needs work.
-        self._emit_nodes(_probe_fields(properties), "record", "", 1, lines)
-        lines.append("    return record")
-        scope = {"_canonical": CANONICAL_FAST.match, "_fix": self._fix, "_fix_record": fix_record,
-                 "dict": dict, "list": list, "str": str, "int": int}
-        exec("\n".join(lines), scope)  # noqa: S102 - source built above from the schema's field names only
-        self.apply = scope["apply"]
-        self.source = "\n".join(lines)
-        self._compile_probe(properties, fix_record, fix_fields)
+        self.keep_unexpected = UNEXPECTED_FIELD in properties and UNEXPECTED_FIELD not in self.deselected
+        self._nodes = [(key, build_node(sub, key)) for key, sub in properties.items() if key not in self.deselected]
+        self._conform = [(key, fn) for key, fn in ((k, compile_conform(n)) for k, n in self._nodes) if fn is not None]
+        self._compile_probe(fix_fields)
 
     # -- records still in the page's bytes --------------------------------------------------------------
-    def _compile_probe(self, properties, fix_record, fix_fields):
-        fields = _probe_fields(properties, force=set(fix_fields))
-        # A catalog may give a repaired field a shape the probe cannot check (webpath as a string): then
-        # raw records are decoded in full, which is always right, only slower.
-        self._decode_raw = fix_record is not None and any(f in properties and f not in dict(fields)
-                                                          for f in fix_fields)
-        # The probe reads every field with work, and the key fields, which must be there and not null.
-        # Fields a fix_record repairs stay raw in it and are checked on their own: their odd shapes (a
-        # pair instead of an object) are the common case, and must not fail the whole probe.
-        keys = [k for k in self.key_properties if k not in dict(fields)]
-        nodes = fields + [(k, None) for k in keys]
-        struct_fields = []
-        for i, (key, node) in enumerate(nodes):
+    def _compile_probe(self, fix_fields):
+        builder = _Probe()
+        fields = [(key, node) for key, node in self._nodes if node.types is not None]
+        keys = [k for k in self.key_properties if k not in dict(fields) and k not in self.deselected]
+        struct_fields, checks = [], {}
+        for i, (key, node) in enumerate(fields):
             required = key in self.key_properties
-            if node is None:
-                kind = int | str
-            elif key in fix_fields and not required:
-                kind = Raw
+            if key in fix_fields:
+                kind = Raw  # a field the stream repairs: its odd shapes are checked on their own (check_<i>)
             else:
-                kind = _probe_type(node, required)
+                kind = builder.type_of(node, required)
             struct_fields.append((f"f{i}", kind) if required else (f"f{i}", kind, None))
-        probe = msgspec.defstruct("RecordProbe", struct_fields, rename={f"f{i}": k for i, (k, _) in enumerate(nodes)},
-                                  kw_only=True, gc=False)
+        for j, key in enumerate(keys):  # undeclared keys: present, not null
+            struct_fields.append((f"k{j}", int | str))
+        rename = {f"f{i}": key for i, (key, _) in enumerate(fields)}
+        rename.update({f"k{j}": key for j, key in enumerate(keys)})
+        probe = msgspec.defstruct("RecordProbe", struct_fields, rename=rename, kw_only=True, gc=False)
         self._probe = msgspec.json.Decoder(probe).decode
-        # failing(probe): the top-level fields the plan would change ([] for none), or None when some
-        # timestamp is not in our form (one regex call checks them all; ok_<i> then finds which field).
+        # failing(probe): the top-level fields that need work ([] for none), or None when some date is not
+        # in our form (one regex call checks them all; ok_<i> then finds which field).
         # ok_<i>(value): one probed field needs no work. check_<i>(raw): the same from the field's bytes
-        # (None: the field is absent, so it needs nothing).
+        # (an absent field needs nothing).
         scope = {"_all_canonical": all_canonical, "_ValidationError": msgspec.ValidationError}
         lines = []
         for i, (key, node) in enumerate(fields):
             lines += [f"def ok_{i}(v):", "    dates = []", "    d = dates.append"]
-            _walk_lines(node, "v", "    ", lines, 1, "return False")
+            builder.walk(node, "v", "    ", lines, 1, "return False")
             lines += ["    return _all_canonical(dates)",
                       f"def check_{i}(raw):", "    if raw is None:", "        return True",
                       "    try:", f"        return ok_{i}(_decode_{i}(raw))",
                       "    except _ValidationError:", "        return False"]
-            scope[f"_decode_{i}"] = msgspec.json.Decoder(_probe_type(node)).decode
+            required = key in self.key_properties
+            scope[f"_decode_{i}"] = msgspec.json.Decoder(builder.type_of(node, required)).decode
         lines += ["def failing(p):", "    bad = []", "    b = bad.append", "    dates = []", "    d = dates.append"]
         for i, (key, node) in enumerate(fields):
             if struct_fields[i][1] is Raw:
                 lines.append(f"    if p.f{i} is not None and not check_{i}(p.f{i}): b({key!r})")
             else:
-                _walk_lines(node, f"p.f{i}", "    ", lines, 1, f"b({key!r})")
+                builder.walk(node, f"p.f{i}", "    ", lines, 1, f"b({key!r})")
         lines += ["    if not _all_canonical(dates):", "        return None", "    return bad"]
         exec("\n".join(lines), scope)  # noqa: S102 - source built above from the schema only
         self._failing = scope["failing"]
         self._fields = [(key, f"f{i}", scope[f"check_{i}" if struct_fields[i][1] is Raw else f"ok_{i}"],
                          scope[f"check_{i}"]) for i, (key, _) in enumerate(fields)]
-        self.probe_source = "\n".join(lines)
+        self._conform_of = dict(self._conform)
 
     def encode(self, records):
-        """Each record as JSON bytes (or the record's own slice of the page when nothing changes)."""
+        """Each record as JSON bytes (or the record's own slice of the page when nothing changes); records
+        that cannot be written (no key, not an object) are left out, counted and reported."""
         out = []
         append = out.append
         if records and records[0].__class__ is Raw:  # a page is all raw or all decoded
             self.raw_records += len(records)
-            if self._decode_raw:
-                self.rewritten += len(records)
-                return [self._encode_dict(fastjson.loads(bytes(record))) for record in records]
         probe, failing, validation_error = self._probe, self._failing, msgspec.ValidationError
-        deselected = bool(self.deselected)  # a record that loses fields never goes out as it came
+        # A record that loses fields, or that a stream repairs in full, never goes out as it came.
+        always = bool(self.deselected)
         for record in records:
             if record.__class__ is Raw:
                 try:
                     probed = probe(record)
                 except validation_error:
-                    append(self._patch(record))
-                    continue
-                bad = failing(probed)
-                if bad is None:  # some timestamp to normalise: find its field
-                    bad = [key for key, attr, ok, _ in self._fields if not ok(getattr(probed, attr))]
-                append(self._patch(record, bad) if bad or deselected else record)
+                    encoded = self._patch(record)
+                else:
+                    bad = failing(probed)
+                    if bad is None:  # some date to normalise: find its field
+                        bad = [key for key, attr, ok, _ in self._fields if not ok(getattr(probed, attr))]
+                    encoded = self._patch(record, bad) if bad or always else record
             else:
-                append(self._encode_dict(record))
+                encoded = self._encode_dict(record)
+            if encoded is not None:
+                append(encoded)
         return out
 
     def _patch(self, raw, bad=None):
@@ -225,69 +372,96 @@ class RecordPlan:
         self.rewritten += 1
         try:
             top = _decode_top(raw)
-        except msgspec.ValidationError:  # not an object: the decoded path says what is wrong with it
-            return self._encode_dict(fastjson.loads(bytes(raw)))
+        except msgspec.ValidationError:  # not an object
+            return self._withhold("is not a JSON object", bytes(raw))
         for key in self.deselected:
             top.pop(key, None)
         if bad is None:
             bad = [key for key, _, _, check in self._fields if key in top and not check(top[key])]
+        unfit = None
         if bad:
             work = {key: fastjson.loads(bytes(top[key])) for key in bad if key in top}
-            self.apply(work)  # only these fields are in it: apply skips what is absent
-            top.update(work)
+            if self.fix_record is not None:
+                self.fix_record(work)
+            unfit = Unfit()
+            conform_of = self._conform_of
+            for key, value in work.items():
+                fn = conform_of.get(key)
+                if fn is not None:
+                    unfit.stack.append(key)
+                    value = fn(value, unfit)
+                    unfit.stack.pop()
+                top[key] = value
         for key in self.key_properties:
             value = top.get(key)
             if value is None or (value.__class__ is Raw and bytes(value) == _NULL):
-                self._missing_key(key, bytes(raw).decode("utf-8", "replace"))
+                return self._withhold(self._why_no_key(key, unfit), bytes(raw))
+        if unfit is not None and unfit.found:
+            self._keep_unexpected(top, unfit)
         return _encode(top)
 
     def _encode_dict(self, record):
         if record.__class__ is not dict:
-            raise UnexpectedResponseError(f"{self.name}: the API sent a record that is not an object "
-                                          f"({str(record)[:120]}).")
-        record = self.apply(record)
+            return self._withhold("is not a JSON object", fastjson.dumps(record))
+        if self.fix_record is not None:
+            self.fix_record(record)
+        for field in self.deselected:
+            record.pop(field, None)
+        unfit = Unfit()
+        stack = unfit.stack
+        for key, fn in self._conform:
+            if key in record:
+                stack.append(key)
+                value = record[key]
+                fixed = fn(value, unfit)
+                if fixed is not value:
+                    record[key] = fixed
+                stack.pop()
         for key in self.key_properties:
             if record.get(key) is None:
-                self._missing_key(key, str(record))
+                return self._withhold(self._why_no_key(key, unfit), fastjson.dumps(record))
+        if unfit.found:
+            self._keep_unexpected(record, unfit)
         return fastjson.dumps(record)
 
-    def _missing_key(self, key, text):
-        raise UnexpectedResponseError(f"{self.name}: the API sent a record without its key '{key}' ({text[:120]}).")
+    @staticmethod
+    def _why_no_key(key, unfit):
+        for path, value, node in unfit.found if unfit is not None else ():
+            if path == key:
+                seen = _KIND_OF.get(value.__class__, "value")
+                return f"its key '{key}' is {'an' if seen[0] in 'aeiou' else 'a'} {seen}, declared {node.declared}"
+        return f"has no '{key}'"
 
-    def _emit_nodes(self, nodes, var, path, depth, lines):
-        """The decoded way: straight-line code over the nodes of _probe_fields."""
-        pad = "    " * depth
-        for key, node in nodes:
-            where = f"{path}.{key}" if path else key
-            kind = node[0]
-            if kind == "date":
-                self._paths.append(where)
-                index = len(self._paths) - 1
-                lines += [f"{pad}v = {var}.get({key!r})",
-                          f"{pad}if v is not None and (v.__class__ is not str or _canonical(v) is None):",
-                          f"{pad}    {var}[{key!r}] = _fix(v, {index})"]
-            elif kind == "bool":
-                lines += [f"{pad}v = {var}.get({key!r})",
-                          f"{pad}if v.__class__ is int:",
-                          f"{pad}    {var}[{key!r}] = v != 0"]
-            elif kind == "object" and node[1]:
-                inner = f"o{depth}"
-                lines += [f"{pad}{inner} = {var}.get({key!r})", f"{pad}if {inner}.__class__ is dict:"]
-                self._emit_nodes(node[1], inner, where, depth + 1, lines)
-            elif kind == "array" and node[1][1]:
-                items, inner = f"a{depth}", f"o{depth}"
-                lines += [f"{pad}{items} = {var}.get({key!r})",
-                          f"{pad}if {items}.__class__ is list:",
-                          f"{pad}    for {inner} in {items}:",
-                          f"{pad}        if {inner}.__class__ is dict:"]
-                self._emit_nodes(node[1][1], inner, where + "[]", depth + 3, lines)
+    def _keep_unexpected(self, record, unfit):
+        for path, value, node in unfit.found:
+            seen = _KIND_OF.get(value.__class__, type(value).__name__)
+            if value.__class__ is str and node.date:
+                seen = "string that is not a date-time"
+            elif value.__class__ is float and not math.isfinite(value):
+                seen = "non-finite number"
+            elif value.__class__ is float and "integer" in node.types:
+                seen = "number with a fraction"
+            key = (node.pattern, node.declared, seen)
+            if key not in self.unfit:
+                LOGGER.warning("%s: %s is declared %s but the API sent %s %s (e.g. %s); such values go out as "
+                               "null and are kept in %s", self.name, node.pattern, node.declared,
+                               "an" if seen[0] in "aeiou" else "a", seen,
+                               fastjson.dumps(_unfit_value(value)).decode()[:80], UNEXPECTED_FIELD)
+            self.unfit[key] += 1
+        if self.keep_unexpected:
+            kept = record.get(UNEXPECTED_FIELD)
+            if kept.__class__ is Raw:
+                kept = fastjson.loads(bytes(kept))
+            kept = kept if kept.__class__ is dict else {}
+            kept.update((path, _unfit_value(value)) for path, value, _ in unfit.found)
+            record[UNEXPECTED_FIELD] = kept
 
-    def _fix(self, value, index):
-        """A timestamp not already in our form: normalise it, or null it (counted) when it is not one."""
-        try:
-            return normalize_datetime(value)
-        except ValueError:
-            self.bad_dates += 1
-            if self.bad_date_example is None:
-                self.bad_date_example = f"{self._paths[index]}={str(value)[:60]!r}"
-            return None
+    def _withhold(self, why, text):
+        self.withheld += 1
+        if self.withheld_example is None:
+            self.withheld_example = f"{why}: {text[:160].decode('utf-8', 'replace')}"
+        return None
+
+    @property
+    def unfit_total(self):
+        return sum(self.unfit.values())

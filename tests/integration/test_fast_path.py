@@ -1,7 +1,7 @@
 """The fast per-record path emits exactly what the obvious reference transformation gives (issue 6)."""
 import pytest
 
-from bench.reference_transform import reference_transform
+from tests.reference_transform import reference_transform
 from tap_zendesk_chat.discover import build_catalog
 from tap_zendesk_chat.schemas import load_schema
 from tap_zendesk_chat.streams import STREAMS

@@ -9,7 +9,7 @@ from tap_zendesk_chat.dates import format_datetime, parse_datetime, to_epoch_sec
 from tap_zendesk_chat.discover import build_catalog
 from tests.harness import (TOKEN, catalog_selecting, finish_tap, kill, make_config, run_tap, start_tap,
                            validate_records)
-from bench.reference_transform import reference_transform
+from tests.reference_transform import reference_transform
 from tap_zendesk_chat.schemas import load_schema
 from tests.simulator import Dataset, Simulator
 

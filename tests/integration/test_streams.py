@@ -7,7 +7,7 @@ import pytest
 from tap_zendesk_chat.streams import STREAMS
 from tap_zendesk_chat.discover import build_catalog
 from tests.harness import TOKEN, catalog_selecting, make_config, run_tap, validate_records
-from bench.reference_transform import reference_transform
+from tests.reference_transform import reference_transform
 from tap_zendesk_chat.schemas import load_schema
 from tests.integration.expected import expected_records
 from tests.simulator import Dataset, Simulator

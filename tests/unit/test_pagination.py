@@ -170,10 +170,28 @@ def test_bans_going_backwards_are_an_error():
         list(iter_since_id(fetch, 100, 5, BANS_SPLIT, "bans"))
 
 
-@pytest.mark.parametrize("body", [{"id": 1}, [{"id": "1"}], [{"name": "x"}], ["x"]])
-def test_since_id_refuses_records_it_cannot_page_past(body):
+def test_since_id_refuses_a_body_that_is_not_a_list():
     with pytest.raises(UnexpectedResponseError):
-        list(iter_since_id(lambda params: body, 0, 100, lambda b: [b], "agents"))
+        list(iter_since_id(lambda params: {"id": 1}, 0, 100, lambda b: [b], "agents"))
+
+
+@pytest.mark.parametrize("odd", [{"id": "7"}, {"name": "x"}, "x", {"id": None}])
+def test_records_without_an_integer_id_are_delivered_but_never_paged_by(odd):
+    """The transform withholds and reports them; the walk goes on past them."""
+    def fetch(params):
+        since = params["since_id"]
+        ids = [i for i in range(1, 8) if i >= since][:3]
+        page = [{"id": i} for i in ids]
+        return page[:1] + [odd] + page[1:] if since == 1 else page
+    pages = list(iter_since_id(fetch, 1, 3, lambda b: [b], "agents"))
+    records = [r for p in pages for r in p.records]
+    assert [r["id"] for r in records if r is not odd] == list(range(1, 8))
+    assert records.count(odd) == 1
+
+
+def test_a_full_page_without_any_integer_id_is_an_error():
+    with pytest.raises(UnexpectedResponseError, match="without integer ids"):
+        list(iter_since_id(lambda params: [{"name": "x"}] * 3, 0, 3, lambda b: [b], "agents"))
 
 
 # -- incremental export ------------------------------------------------------------------------------------
