@@ -24,6 +24,7 @@ setup(
             "pytest==9.2.0",
             "hypothesis==6.170.15",
             "jsonschema==2.6.0",
+            "fastjsonschema==2.22.3",
         ],
     },
     entry_points={"console_scripts": ["tap-zendesk-chat=tap_zendesk_chat:main"]},

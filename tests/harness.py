@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 
+import fastjsonschema
 import jsonschema
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -144,15 +145,38 @@ def kill(proc, sig=signal.SIGKILL):
         pass
 
 
+class RecordValidator:
+    """A stream's SCHEMA as validating targets check it: Draft 4 (target-jsonl) and Draft 7 (the Meltano SDK
+    targets), date-time formats checked, with real JSON Schema validators."""
+
+    def __init__(self, schema):
+        self.checks = [fastjsonschema.compile(dict(schema, **{"$schema": draft}), formats={})
+                       for draft in ("http://json-schema.org/draft-04/schema#", "http://json-schema.org/draft-07/schema#")]
+        self.draft4 = jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+
+    def errors(self, record):
+        found = []
+        for check in self.checks:
+            try:
+                check(record)
+            except fastjsonschema.JsonSchemaValueException as exc:
+                found.append(exc.message)
+        found += [error.message for error in self.draft4.iter_errors(record)]
+        return found
+
+
 def validate_records(result):
-    """Every RECORD validates against the SCHEMA emitted before it for its stream."""
-    schemas = {}
+    """Every RECORD validates against the SCHEMA emitted before it for its stream, and no stream's SCHEMA
+    changes in the middle of a run (SQL targets cannot alter a column's type)."""
+    schemas, validators = {}, {}
     for message in result.messages:
         if message["type"] == "SCHEMA":
-            schemas[message["stream"]] = jsonschema.Draft4Validator(message["schema"])
+            stream = message["stream"]
+            assert schemas.setdefault(stream, message["schema"]) == message["schema"], f"{stream}: SCHEMA changed mid-run"
+            validators[stream] = RecordValidator(message["schema"])
         elif message["type"] == "RECORD":
-            errors = list(schemas[message["stream"]].iter_errors(message["record"]))
-            assert not errors, f"{message['stream']}: {errors[0].message} in {json.dumps(message['record'])[:300]}"
+            errors = validators[message["stream"]].errors(message["record"])
+            assert not errors, f"{message['stream']}: {errors[0]} in {json.dumps(message['record'])[:300]}"
 
 
 def catalog_selecting(discovered, streams, deselect_fields=None, replication_method=None):
