@@ -121,9 +121,10 @@ def compile_conform(node):
     accepted = tuple({cls for t in node.types for cls in _PY_CLASSES[t]})
     date, date_only, boolish = node.date, node.date_only, node.boolish
     numeric = bool(node.types & {"integer", "number"})
-    properties = tuple((key, fn) for key, fn in ((k, compile_conform(sub)) for k, sub in node.properties)
+    properties = tuple((key, fn, fn.fast) for key, fn in ((k, compile_conform(sub)) for k, sub in node.properties)
                        if fn is not None)
     items = compile_conform(node.items) if node.items is not None else None
+    items_fast = items.fast if items is not None else frozenset()
     integer_only = "integer" in node.types and "number" not in node.types
     canonical = CANONICAL_FAST.match
 
@@ -143,10 +144,12 @@ def compile_conform(node):
             elif cls is dict:
                 if properties:
                     stack = unfit.stack
-                    for key, fn in properties:
+                    for key, fn, fast in properties:
                         if key in value:
-                            stack.append(key)
                             inner = value[key]
+                            if inner.__class__ in fast:
+                                continue
+                            stack.append(key)
                             fixed = fn(inner, unfit)
                             if fixed is not inner:
                                 value[key] = fixed
@@ -156,6 +159,8 @@ def compile_conform(node):
                     stack = unfit.stack
                     stack.append(0)
                     for index, inner in enumerate(value):
+                        if inner.__class__ in items_fast:
+                            continue
                         stack[-1] = index
                         fixed = items(inner, unfit)
                         if fixed is not inner:
@@ -174,6 +179,19 @@ def compile_conform(node):
                 return reject(value, unfit)
         return reject(value, unfit)
 
+    # The classes of value that need nothing at all: the caller skips the call for them.
+    fast = {type(None)} if "null" in node.types else set()
+    if "boolean" in node.types:
+        fast.add(bool)
+    if numeric:
+        fast.add(int)
+    if "string" in node.types and not date:
+        fast.add(str)
+    if "array" in node.types and items is None:
+        fast.add(list)
+    if "object" in node.types and not properties:
+        fast.add(dict)
+    conform.fast = frozenset(fast)
     return conform
 
 
@@ -290,6 +308,7 @@ class RecordPlan:
         self.keep_unexpected = UNEXPECTED_FIELD in properties and UNEXPECTED_FIELD not in self.deselected
         self._nodes = [(key, build_node(sub, key)) for key, sub in properties.items() if key not in self.deselected]
         self._conform = [(key, fn) for key, fn in ((k, compile_conform(n)) for k, n in self._nodes) if fn is not None]
+        self._conform_fast = [(key, fn, fn.fast) for key, fn in self._conform]
         self._compile_probe(fix_fields)
 
     # -- records still in the page's bytes --------------------------------------------------------------
@@ -409,10 +428,12 @@ class RecordPlan:
             record.pop(field, None)
         unfit = Unfit()
         stack = unfit.stack
-        for key, fn in self._conform:
+        for key, fn, fast in self._conform_fast:
             if key in record:
-                stack.append(key)
                 value = record[key]
+                if value.__class__ in fast:
+                    continue
+                stack.append(key)
                 fixed = fn(value, unfit)
                 if fixed is not value:
                     record[key] = fixed
