@@ -1,12 +1,13 @@
 """Run the simulator on its own: python -m tests.simulator --port 8765 --token demo-token ..."""
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
 
-from .dataset import Dataset
+from .dataset import SAME_SECOND_ORDERS, Dataset
 from .server import Simulator
 
 
@@ -22,6 +23,13 @@ def parse_args(argv):
     parser.add_argument("--visitor-bans", type=int, default=80)
     parser.add_argument("--timeline-entries", type=int, default=400)
     parser.add_argument("--same-second-chats", type=int, default=0)
+    parser.add_argument("--same-second-order", choices=SAME_SECOND_ORDERS, default="id",
+                        help="order of chats sharing an update second in the export (and of timeline entries "
+                             "sharing a microsecond): id (ascending ids, the default), reversed, scrambled")
+    parser.add_argument("--same-microsecond-entries", type=int, default=0,
+                        help="extra agent_timeline entries that all start at one microsecond")
+    parser.add_argument("--real-shapes", action="store_true",
+                        help="add records with shapes real accounts have sent (listed on stderr and at GET /_sim/real_shapes)")
     parser.add_argument("--integrated-account", action="store_true")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
     parser.add_argument("--token-ttl", type=float, default=None)
@@ -37,7 +45,9 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     dataset = Dataset.generate(seed=args.seed, chats=args.chats, offline_msgs=args.offline_msgs, agents=args.agents,
                                ip_bans=args.ip_bans, visitor_bans=args.visitor_bans,
-                               timeline_entries=args.timeline_entries, same_second_chats=args.same_second_chats)
+                               timeline_entries=args.timeline_entries, same_second_chats=args.same_second_chats,
+                               same_second_order=args.same_second_order,
+                               same_microsecond_entries=args.same_microsecond_entries, real_shapes=args.real_shapes)
     sim = Simulator(dataset, token=args.token, rate_limit_per_minute=args.rate_limit,
                     integrated_account=args.integrated_account, token_ttl=args.token_ttl, client_id=args.client_id,
                     client_secret=args.client_secret, refresh_token=args.refresh_token, gzip_bodies=args.gzip,
@@ -53,6 +63,8 @@ def main(argv=None):
         os.replace(tmp, args.ready_file)
     print(sim.base_url, flush=True)
     print(f"legacy API root {sim.legacy_base_url}, token URL {sim.token_url}", file=sys.stderr, flush=True)
+    if args.real_shapes:
+        print(f"real shapes: {json.dumps(dataset.real_shapes)}", file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.5):
             pass

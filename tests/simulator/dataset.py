@@ -1,12 +1,16 @@
 """Deterministic Zendesk Chat data for the simulator: generation, storage and mutations.
 
-Chats are stored pre-serialised (compact JSON bytes) next to a sorted list of
-``(update_timestamp_epoch, id)`` keys, so the server builds an export page by joining
-bytes. Everything else is small and kept as plain dicts/lists, exactly as served.
+Chats are stored pre-serialised (compact JSON bytes) next to a sorted list of export-order
+keys, so the server builds an export page by joining bytes. A key is
+``(update_timestamp_epoch, id)`` in the default ``same_second_order="id"`` and
+``(update_timestamp_epoch, rank, id)`` in the other orders (see ``Dataset.generate``); its first
+item is always the second and its last the chat id. Everything else is small and kept as plain
+dicts/lists; ``Dataset.set_field`` overrides are applied on the way out (see there).
 """
 
 import bisect
 import datetime
+import hashlib
 import json
 import operator
 import random
@@ -164,6 +168,101 @@ def _dumps(obj):
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+SAME_SECOND_ORDERS = ("id", "reversed", "scrambled")
+_REVERSE_BYTES = bytes(255 - b for b in range(256))
+
+
+def _reversed_rank(text):
+    """A key that sorts strings in descending order: bytewise complement plus a 0xFF terminator.
+
+    UTF-8 bytes sort like code points, so complementing them reverses the order; the terminator
+    puts a string after every longer string it prefixes ("ab" after "abc"). Ids holding NUL are
+    not supported (never seen).
+    """
+    return text.encode("utf-8", "surrogatepass").translate(_REVERSE_BYTES) + b"\xff"
+
+
+def _hash_rank(salt, text):
+    """A stable 8-byte pseudo-random rank for `text` (blake2b of "salt:text")."""
+    return hashlib.blake2b(f"{salt}:".encode() + str(text).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def _pick_salt(members, first=0):
+    """The first salt >= `first` whose hash order of `members` (2+ distinct ids) is not their natural order."""
+    natural = sorted(members)
+    for salt in range(first, first + 10_000):
+        if sorted(members, key=lambda m: (_hash_rank(salt, m), m)) != natural:
+            return salt
+    raise RuntimeError("no salt scrambles this group")  # impossible for 2+ distinct members
+
+
+class _Remove:
+    def __repr__(self):
+        return "Dataset.REMOVE"
+
+
+REMOVE = _Remove()  # set_field value that deletes the field instead of replacing it
+OVERRIDE_TABLES = ("chats", "agent_timeline", "agents", "bans", "departments", "goals", "roles", "skills",
+                   "shortcuts", "triggers", "account", "routing_settings")
+SET_FIELD_STREAMS = OVERRIDE_TABLES + ("bans.ip_address", "bans.visitor")
+
+
+def _json_copy(value):
+    return json.loads(json.dumps(value))
+
+
+def _apply_override(obj, path, value):
+    """`obj` with the value at `path` (keys for objects, int indices for arrays) replaced; may return a new root."""
+    if not path:
+        if value is REMOVE:
+            raise ValueError("cannot REMOVE the whole record; give a path")
+        return _json_copy(value)
+    cur = obj
+    for depth, step in enumerate(path[:-1]):
+        cur = _step_into(cur, step, path[:depth + 1])
+    last = path[-1]
+    if isinstance(cur, dict):
+        if not isinstance(last, str):
+            raise ValueError(f"path {list(path)!r}: object keys are strings, got {last!r}")
+        if value is REMOVE:
+            cur.pop(last, None)
+        else:
+            cur[last] = _json_copy(value)
+    elif isinstance(cur, list):
+        if not isinstance(last, int) or isinstance(last, bool) or not -len(cur) <= last <= len(cur):
+            raise ValueError(f"path {list(path)!r}: index {last!r} is outside an array of {len(cur)}")
+        if value is REMOVE:
+            if last == len(cur):
+                raise ValueError(f"path {list(path)!r}: nothing to remove at index {last}")
+            del cur[last]
+        elif last == len(cur):
+            cur.append(_json_copy(value))
+        else:
+            cur[last] = _json_copy(value)
+    else:
+        raise ValueError(f"path {list(path)!r}: {type(cur).__name__} value has no fields")
+    return obj
+
+
+def _step_into(cur, step, where):
+    if isinstance(cur, dict) and isinstance(step, str) and step in cur:
+        return cur[step]
+    if isinstance(cur, list) and isinstance(step, int) and not isinstance(step, bool) and -len(cur) <= step < len(cur):
+        return cur[step]
+    raise ValueError(f"path {list(where)!r} does not exist in the record")
+
+
+def _record_key(table, rec):
+    """How overrides find a config record again: its id (shortcuts: name; a trigger without id: its name)."""
+    if not isinstance(rec, dict):
+        return None
+    if table == "shortcuts":
+        return rec.get("name")
+    if table == "triggers" and "id" not in rec:
+        return ("name", rec.get("name"))
+    return rec.get("id")
+
+
 class _ChatFactory:
     """Builds realistic chats; all randomness comes from the rng passed in.
 
@@ -309,7 +408,9 @@ class _ChatFactory:
         }
         chat["history"], chat["count"] = self._history(r, duration, visitor["name"], agents, dept_id, stamp_us)
         if r.random() < 0.25:
-            chat["proactive"] = r.random() < 0.5  # a field no schema lists (reference §4.3)
+            chat["proactive"] = r.random() < 0.5
+            # A field no schema lists (reference §4.3): it must reach the output as it came.
+            chat["visitor_sentiment"] = {"score": round(r.uniform(-1, 1), 2), "label": r.choice(["pos", "neg"])}
         pieces = _SLOT_RE.split(json.dumps(chat, separators=(",", ":")).replace("%", "%%"))
         names = pieces[1::2]
         # fills are computed grouped (micro stamps, second stamps, odd stamps, values), then put in
@@ -520,13 +621,21 @@ class Dataset:
         self.account = {}
         self.routing_settings = {}
         self.agent_timeline = []
-        self._keys = []          # sorted [(update_ts, id)]
-        self._key_of = {}        # id -> (update_ts, id)
-        self._blobs = {}         # id -> compact JSON bytes
+        self.same_second_order = "id"
+        self.same_microsecond = None
+        self.real_shapes = {}    # what add_real_shapes added: name -> how to find it
+        self._seed = 0
+        self._keys = []          # sorted export keys: (update_ts, id), or (update_ts, rank, id) in other orders
+        self._key_of = {}        # id -> its key
+        self._blobs = {}         # id -> compact JSON bytes, as served (set_field overrides applied)
+        self._raw_blobs = {}     # id -> the chat's bytes without overrides, only for chats that have some
         self._meta = {}          # id -> (type, timestamp_epoch, end_timestamp_epoch or None)
         self._deleted = set()
-        self._timeline_keys = []  # sorted [(start_us, agent_id)], parallel to agent_timeline
-        self._timeline_blobs = []
+        self._salts = {}         # "scrambled": second -> hash salt, for seconds whose salt 0 order was id order
+        self._timeline_keys = []  # sorted [(start_us, agent_id)] (or (start_us, rank, agent_id)), parallel to agent_timeline
+        self._timeline_blobs = []  # as served (set_field overrides applied)
+        self._timeline_salts = {}
+        self._overrides = {}     # table -> {record key: [(path tuple, value), ...]}
         self._version = 0
         self._chats_cache = (None, None)
         self._live_sorted = (None, None)
@@ -539,8 +648,32 @@ class Dataset:
     @classmethod
     def generate(cls, seed=0, chats=300, offline_msgs=60, agents=250, ip_bans=120, visitor_bans=80,
                  departments=6, goals=3, roles=4, skills=6, shortcuts=12, triggers=8, timeline_entries=400,
-                 history_events=20, end=None, span_days=30, same_second_chats=0):
+                 history_events=20, end=None, span_days=30, same_second_chats=0, same_second_order="id",
+                 same_microsecond_entries=0, real_shapes=False):
+        """A deterministic account: the same arguments give the same bytes.
+
+        same_second_order: the order the export serves chats that share an update second in.
+          "id" (default): ascending id strings, i.e. keys (update_timestamp, id).
+          "reversed": descending id strings; every second with 2+ chats differs from id order,
+            also after mutations thin it out.
+          "scrambled": a stable hash of the id (blake2b, salted per second), the salt picked so that
+            every second holding 2+ chats when generated (or when add_real_shapes put a chat there)
+            is not in id order. Mutations only ever move chats out of a second (into a new second of
+            their own) and never reshuffle the rest, so a thinned-out second may end up in id order
+            by chance; use "reversed" when that must never happen.
+          Both other orders are a pure function of (second, id), so any start_id, also that of a chat
+          that moved on or of no chat at all, has a well-defined position. The data are the same as
+          with "id" (same seed, same chats); only the order within a second differs. The same rule
+          orders agent_timeline entries that share a microsecond (by agent_id).
+        same_microsecond_entries: extra agent_timeline entries (distinct agents) that all start at one
+          microsecond, `ds.same_microsecond`; drawn from their own random stream.
+        real_shapes: call add_real_shapes() once the data are generated (see there).
+        """
+        if same_second_order not in SAME_SECOND_ORDERS:
+            raise ValueError(f"same_second_order must be one of {SAME_SECOND_ORDERS}, not {same_second_order!r}")
         ds = cls()
+        ds.same_second_order = same_second_order
+        ds._seed = seed
         r = random.Random(seed)
         ds._mrng = random.Random(f"mutations-{seed}")
         ds.end = _to_epoch(end)
@@ -578,6 +711,10 @@ class Dataset:
         ds._factory = _ChatFactory(st, ds.agents, ds.departments, history_events, templates)
         ds._generate_chats(r, chats, offline_msgs, start, same_second_chats)
         ds._generate_timeline(r, timeline_entries, start)
+        if same_microsecond_entries:
+            ds._generate_same_microsecond(same_microsecond_entries, start)
+        if real_shapes:
+            ds.add_real_shapes()
         return ds
 
     def _make_agent(self, r, i, aid, start):
@@ -787,6 +924,19 @@ class Dataset:
             key = (ts, cid)
             self._key_of[cid] = key
             entries.append(key)
+        if self.same_second_order != "id":
+            if self.same_second_order == "scrambled":
+                groups = {}
+                for ts, cid in entries:
+                    groups.setdefault(ts, []).append(cid)
+                for ts, cids in groups.items():
+                    if len(cids) > 1:
+                        salt = _pick_salt(cids)
+                        if salt:
+                            self._salts[ts] = salt
+            entries = [self._key(ts, cid) for ts, cid in entries]
+            for key in entries:
+                self._key_of[key[-1]] = key
         entries.sort()
         self._keys = entries
         self._max_ts = self._keys[-1][0] if self._keys else self.end
@@ -798,12 +948,62 @@ class Dataset:
                 self._key_of[cid] = None  # reserve
                 return cid
 
+    def _key(self, ts, cid):
+        """The export-order key of chat `cid` updated in second `ts` (any id: also for start_id cursors)."""
+        mode = self.same_second_order
+        if mode == "id":
+            return (ts, cid)
+        if mode == "reversed":
+            return (ts, _reversed_rank(cid), cid)
+        return (ts, _hash_rank(self._salts.get(ts, 0), cid), cid)
+
+    def _tkey(self, us, agent_id):
+        """The agent_timeline order key: (start_us, agent_id), with the same-second rule applied per microsecond."""
+        mode = self.same_second_order
+        if mode == "id":
+            return (us, agent_id)
+        if mode == "reversed":
+            return (us, -agent_id if isinstance(agent_id, int) else _reversed_rank(str(agent_id)), agent_id)
+        return (us, _hash_rank(self._timeline_salts.get(us, 0), agent_id), agent_id)
+
     def _store_chat(self, chat, ts):
+        """Store a chat's raw (override-free) content at update second `ts`; overrides are re-applied."""
         cid = chat["id"]
-        self._blobs[cid] = _dumps(chat)
-        self._key_of[cid] = (ts, cid)
+        raw = _dumps(chat)
+        overrides = self._overrides.get("chats", {}).get(cid)
+        if overrides:
+            self._raw_blobs[cid] = raw
+            self._blobs[cid] = _dumps(self._patched(chat, overrides, strict=False))
+        else:
+            self._blobs[cid] = raw
+        self._key_of[cid] = self._key(ts, cid)
         end = chat.get("end_timestamp")
         self._meta[cid] = (chat["type"], iso_to_epoch(chat["timestamp"]), iso_to_epoch(end) if end else None)
+
+    def _raw_blob(self, cid):
+        return self._raw_blobs.get(cid) or self._blobs[cid]
+
+    def _insert_chat(self, chat, ts):
+        """Store a new chat at second `ts`, anywhere in the export (generation-time placement)."""
+        self._store_chat(chat, ts)
+        cid = chat["id"]
+        bisect.insort(self._keys, self._key_of[cid])
+        self._max_ts = max(self._max_ts, ts)
+        if self.same_second_order == "scrambled":
+            self._rescramble_second(ts)
+        self._version += 1
+
+    def _rescramble_second(self, ts):
+        """After a chat joined second `ts`: if the second now reads in id order, pick a new salt for it."""
+        lo, hi = bisect.bisect_left(self._keys, (ts,)), bisect.bisect_left(self._keys, (ts + 1,))
+        cids = [k[-1] for k in self._keys[lo:hi]]
+        if len(cids) < 2 or cids != sorted(cids):
+            return
+        self._salts[ts] = _pick_salt(cids, self._salts.get(ts, 0) + 1)
+        keys = sorted(self._key(ts, cid) for cid in cids)
+        self._keys[lo:hi] = keys
+        for key in keys:
+            self._key_of[key[-1]] = key
 
     def _generate_timeline(self, r, n, start):
         if not self.agents:
@@ -822,38 +1022,90 @@ class Dataset:
         rows.sort()
         for us, agent_id in rows:
             self._append_timeline(r, us, agent_id)
+        if self.same_second_order != "id":
+            groups = {}
+            for key in self._timeline_keys:
+                groups.setdefault(key[0], []).append(key[-1])
+            for us, members in groups.items():
+                if len(members) > 1 and self.same_second_order == "scrambled":
+                    salt = _pick_salt(members)
+                    if salt:
+                        self._timeline_salts[us] = salt
+            rows = sorted(zip((self._tkey(k[0], k[-1]) for k in self._timeline_keys), self._timeline_blobs,
+                              self.agent_timeline), key=operator.itemgetter(0))
+            self._timeline_keys = [row[0] for row in rows]
+            self._timeline_blobs = [row[1] for row in rows]
+            self.agent_timeline = [row[2] for row in rows]
+
+    def _generate_same_microsecond(self, n, start):
+        """`n` timeline entries of distinct agents starting at one microsecond, from their own random stream."""
+        if not self.agents:
+            return
+        r = random.Random(f"same-microsecond-{self._seed}")
+        us = (start + (self.end - start) // 2) * 1_000_000 + 424242
+        self.same_microsecond = us
+        for agent in r.sample(self.agents, min(n, len(self.agents))):
+            entry = self._timeline_entry(r, us, agent["id"])
+            self._insert_timeline(us, agent["id"], entry)
+
+    def _timeline_entry(self, r, us, agent_id):
+        return {"agent_id": agent_id, "start_time": self._stamps.iso_us(us), "status": r.choice(STATUSES),
+                "duration": round(r.uniform(1, 14400), 6), "engagement_count": r.choice([0, 0, 0, 1, 2, 5])}
 
     def _append_timeline(self, r, us, agent_id):
-        entry = {"agent_id": agent_id, "start_time": self._stamps.iso_us(us), "status": r.choice(STATUSES),
-                 "duration": round(r.uniform(1, 14400), 6), "engagement_count": r.choice([0, 0, 0, 1, 2, 5])}
+        entry = self._timeline_entry(r, us, agent_id)
         self.agent_timeline.append(entry)
-        self._timeline_keys.append((us, agent_id))
+        self._timeline_keys.append(self._tkey(us, agent_id))
         self._timeline_blobs.append(_dumps(entry))
+        return entry
+
+    def _insert_timeline(self, us, agent_id, entry):
+        """Put `entry` in time order at microsecond `us` (its real instant, whatever its start_time looks like)."""
+        key = self._tkey(us, agent_id)
+        i = bisect.bisect_left(self._timeline_keys, key)
+        if i < len(self._timeline_keys) and self._timeline_keys[i] == key:
+            raise ValueError(f"a timeline entry of agent {agent_id} already starts at {us}")
+        self._timeline_keys.insert(i, key)
+        self._timeline_blobs.insert(i, _dumps(entry))
+        self.agent_timeline.insert(i, entry)
+        if self.same_second_order == "scrambled":
+            lo = bisect.bisect_left(self._timeline_keys, (us,))
+            hi = bisect.bisect_left(self._timeline_keys, (us + 1,))
+            members = [k[-1] for k in self._timeline_keys[lo:hi]]
+            if len(members) > 1 and members == sorted(members):
+                self._timeline_salts[us] = _pick_salt(members, self._timeline_salts.get(us, 0) + 1)
+                rows = sorted(zip((self._tkey(us, m) for m in members), self._timeline_blobs[lo:hi],
+                                  self.agent_timeline[lo:hi]), key=operator.itemgetter(0))
+                self._timeline_keys[lo:hi] = [row[0] for row in rows]
+                self._timeline_blobs[lo:hi] = [row[1] for row in rows]
+                self.agent_timeline[lo:hi] = [row[2] for row in rows]
         return entry
 
     # ---------------------------------------------------------------- read access
     @property
     def chats(self):
-        """Every chat as the export serves it (deleted ones included), sorted by (update_timestamp, id)."""
+        """Every chat as the export serves it (deleted ones included, set_field overrides applied), in export
+        order: by update second, then by the same_second_order rule (default: id)."""
         with self.lock:
             version, cached = self._chats_cache
             if version != self._version:
-                cached = [json.loads(self._blobs[cid]) for _, cid in self._keys]
+                cached = [json.loads(self._blobs[k[-1]]) for k in self._keys]
                 self._chats_cache = (self._version, cached)
             return cached
 
     def chat(self, chat_id):
+        """One chat as served (set_field overrides applied)."""
         with self.lock:
             return json.loads(self._blobs[chat_id])
 
     def chat_ids(self):
-        """All chat ids in export order (update_timestamp, id), deleted ones included."""
+        """All chat ids in export order (update second, then the same_second_order rule), deleted ones included."""
         with self.lock:
-            return [cid for _, cid in self._keys]
+            return [k[-1] for k in self._keys]
 
     def live_chat_ids(self):
         with self.lock:
-            return [cid for _, cid in self._keys if cid not in self._deleted]
+            return [k[-1] for k in self._keys if k[-1] not in self._deleted]
 
     def deleted_chat_ids(self):
         with self.lock:
@@ -871,14 +1123,20 @@ class Dataset:
 
     # --- used by the server (callers hold self.lock)
     def export_slice(self, start_time, start_id, inclusive, limit):
-        """Keys of the export page: (update_ts, id) after the cursor, at most `limit`."""
+        """The export page as (update_ts, id) pairs: export positions after the cursor, at most `limit`.
+
+        The cursor (start_time, start_id) is the position of that key in export order (see _key), so
+        with a same_second_order other than "id" it follows that order, for any start_id.
+        """
         if start_id is None:
             i = bisect.bisect_left(self._keys, (start_time,))
         elif inclusive:
-            i = bisect.bisect_left(self._keys, (start_time, start_id))
+            i = bisect.bisect_left(self._keys, self._key(start_time, start_id))
         else:
-            i = bisect.bisect_right(self._keys, (start_time, start_id))
-        return self._keys[i:i + limit]
+            i = bisect.bisect_right(self._keys, self._key(start_time, start_id))
+        if self.same_second_order == "id":
+            return self._keys[i:i + limit]
+        return [(k[0], k[-1]) for k in self._keys[i:i + limit]]
 
     def blob(self, chat_id):
         return self._blobs[chat_id]
@@ -910,7 +1168,7 @@ class Dataset:
 
     def chat_id_at(self, index):
         """The id at `index` in export order, or None when there are fewer chats."""
-        return self._keys[index][1] if -len(self._keys) <= index < len(self._keys) else None
+        return self._keys[index][-1] if -len(self._keys) <= index < len(self._keys) else None
 
     def sorted_live_ids(self):
         """Ids of chats not deleted, sorted by id (the order of the old /chats listing)."""
@@ -939,21 +1197,24 @@ class Dataset:
         ts = self._next_ts()
         chat["update_timestamp"] = self._stamps.iso(ts)
         self._store_chat(chat, ts)
-        self._keys.append((ts, cid))
+        self._keys.append(self._key_of[cid])
         self._version += 1
         return chat
 
     def update_chat(self, chat_id, **fields):
-        """Change a chat after it ended (tags, rating, zendesk_ticket_id...); it moves to the end of the export."""
+        """Change a chat after it ended (tags, rating, zendesk_ticket_id...); it moves to the end of the export.
+
+        Works on the chat's own content; set_field overrides stay pinned on top of it. Returns the raw chat.
+        """
         with self.lock:
-            chat = json.loads(self._blobs[chat_id])
+            chat = json.loads(self._raw_blob(chat_id))
             chat.update(fields)
             return self._replace_chat(chat)
 
     def delete_chat(self, chat_id):
         """Mark deleted: stays in the export with deleted=true, leaves the search/list endpoints."""
         with self.lock:
-            chat = json.loads(self._blobs[chat_id])
+            chat = json.loads(self._raw_blob(chat_id))
             chat["deleted"] = True
             self._deleted.add(chat_id)
             return self._replace_chat(chat)
@@ -968,8 +1229,9 @@ class Dataset:
                 blob, meta = self._factory.make_blob(r, cid, ts, offline=offline, recent=True)
                 self._blobs[cid] = blob
                 self._meta[cid] = meta
-                self._key_of[cid] = (ts, cid)
-                self._keys.append((ts, cid))
+                key = self._key(ts, cid)
+                self._key_of[cid] = key
+                self._keys.append(key)
                 ids.append(cid)
             self._version += 1
             return ids
@@ -1000,7 +1262,7 @@ class Dataset:
 
     def remove_trigger(self, trigger_id):
         with self.lock:
-            self.triggers[:] = [t for t in self.triggers if t["id"] != trigger_id]
+            self.triggers[:] = [t for t in self.triggers if t.get("id") != trigger_id]
 
     def add_bans(self, ip=0, visitor=0):
         with self.lock:
@@ -1041,7 +1303,7 @@ class Dataset:
             to_update, to_delete = picked[:6], picked[6:]
             updated = []
             for cid in to_update:
-                chat = self.chat(cid)
+                chat = json.loads(self._raw_blob(cid))
                 change = r.choice(["tags", "rating", "ticket"])
                 if change == "tags":
                     self.update_chat(cid, tags=sorted(set(chat.get("tags", [])) | {"follow_up"}))
@@ -1063,7 +1325,8 @@ class Dataset:
                 self.update_agent(agent["id"], last_login=self._stamps.iso(self._max_ts), login_count=agent["login_count"] + 1)
                 updated_agents.append(agent["id"])
             new_agents = self.add_agents(2)
-            removed_triggers = [self.triggers[-1]["id"]] if self.triggers else []
+            with_id = [t["id"] for t in self.triggers if "id" in t]
+            removed_triggers = with_id[-1:]
             for tid in removed_triggers:
                 self.remove_trigger(tid)
             all_bans = [b["id"] for arr in self.bans.values() for b in arr]
@@ -1085,6 +1348,469 @@ class Dataset:
                 "new_timeline_entries": len(new_timeline),
             }
 
+    # ---------------------------------------------------------------- arbitrary values (set_field)
+    REMOVE = REMOVE
+
+    def set_field(self, stream, record, path, value, *, by="auto"):
+        """Serve `value` (any JSON value, or Dataset.REMOVE to drop the field) at `path` of one record.
+
+        stream: one of SET_FIELD_STREAMS: "chats", "agent_timeline", "agents", "bans" (both arrays),
+          "bans.ip_address", "bans.visitor", "departments", "goals", "roles", "skills", "shortcuts",
+          "triggers", "account", "routing_settings".
+        record: which record (ignored for account and routing_settings). by="auto" tries, in order, the
+          record's key -- chats: id; agent_timeline: (agent_id, start_time) as stored; shortcuts: name;
+          triggers: id, or name for a trigger without id; others: id -- and then an int index into the
+          stream's order (chats: export order; agent_timeline: time order; "bans": the id-sorted union;
+          otherwise list order). by="index" or by="id" forces one reading.
+        path: list of object keys (str) and array indices (int); setting index == len appends; an empty
+          path replaces the whole record.
+
+        The override is applied on the way out and stays pinned: the dataset keeps the record's own
+        values underneath, so mutations (update_chat, mutate...) keep working on sane data and the
+        override is re-applied to their result; several overrides of one record apply in the order
+        set (setting the same path again replaces the earlier one). Served bytes change at once
+        (chats and agent_timeline are re-serialised into their pre-serialised blobs). What does NOT
+        change is where the API itself puts the record: export order and cursors, the agent/ban
+        since_id windows, the chat search index and `end_time`/`end_id`/`next_page` all come from the
+        record's own values. In particular overriding a chat's "update_timestamp" (or "id") does not
+        move the chat in the export order: the API's order is its own. Returns the record as now served.
+        """
+        if stream not in SET_FIELD_STREAMS:
+            raise ValueError(f"unknown stream {stream!r}; one of {SET_FIELD_STREAMS}")
+        if by not in ("auto", "index", "id"):
+            raise ValueError("by must be 'auto', 'index' or 'id'")
+        path = tuple(path)
+        if value is not REMOVE:
+            _dumps(value)  # JSON-serialisable or TypeError now, not at serve time
+        with self.lock:
+            table = stream.split(".")[0]
+            key, raw = self._locate(stream, record, by)
+            entries = self._overrides.setdefault(table, {}).setdefault(key, [])
+            previous = list(entries)
+            entries[:] = [e for e in entries if e[0] != path] + [(path, value)]
+            try:
+                served = self._patched(raw, entries)
+            except ValueError:
+                entries[:] = previous
+                if not entries:
+                    del self._overrides[table][key]
+                raise
+            if table == "chats":
+                self._raw_blobs.setdefault(key, self._blobs[key])
+                self._blobs[key] = _dumps(served)
+                self._version += 1
+            elif table == "agent_timeline":
+                i = self._timeline_index(key)
+                self._timeline_blobs[i] = _dumps(served)
+            return served
+
+    def clear_fields(self, stream=None):
+        """Drop set_field overrides (of one stream, or all); served bytes go back to the records' own."""
+        with self.lock:
+            tables = [stream.split(".")[0]] if stream else list(self._overrides)
+            for table in tables:
+                self._overrides.pop(table, None)
+                if table == "chats":
+                    for cid, raw in self._raw_blobs.items():
+                        self._blobs[cid] = raw
+                    self._raw_blobs.clear()
+                    self._version += 1
+                elif table == "agent_timeline":
+                    self._timeline_blobs = [_dumps(e) for e in self.agent_timeline]
+
+    def served(self, stream):
+        """What the endpoint serves for `stream` right now, overrides applied (a list, or a dict for account,
+        routing_settings and bans). Without overrides this is the dataset's own object."""
+        with self.lock:
+            if stream in ("account", "routing_settings"):
+                obj = getattr(self, stream)
+                entries = self._overrides.get(stream, {}).get(None)
+                return self._patched(obj, entries) if entries else obj
+            if stream == "bans":
+                return {kind: self.patch_records("bans", self.bans[kind]) for kind in ("ip_address", "visitor")}
+            if stream in ("bans.ip_address", "bans.visitor"):
+                return self.patch_records("bans", self.bans[stream.split(".")[1]])
+            if stream == "chats":
+                return self.chats
+            if stream == "agent_timeline":
+                return [json.loads(b) for b in self._timeline_blobs]
+            return self.patch_records(stream, getattr(self, stream))
+
+    def patch_records(self, table, records):
+        """`records` (the dataset's own dicts of one config table) as served: overridden ones replaced by copies."""
+        overrides = self._overrides.get(table)
+        if not overrides:
+            return records
+        out = []
+        for rec in records:
+            entries = overrides.get(_record_key(table, rec))
+            out.append(self._patched(rec, entries) if entries else rec)
+        return out
+
+    def overridden(self, table):
+        """The record keys of `table` that have set_field overrides (a mapping; empty when none)."""
+        return self._overrides.get(table) or {}
+
+    @staticmethod
+    def _patched(raw, entries, strict=True):
+        """A copy of `raw` with the overrides applied; strict=False skips one whose path a mutation removed."""
+        obj = _json_copy(raw)
+        for path, value in entries:
+            try:
+                obj = _apply_override(obj, path, value)
+            except ValueError:
+                if strict:
+                    raise
+        return obj
+
+    def _timeline_index(self, key):
+        us, agent_id = key
+        lo, hi = bisect.bisect_left(self._timeline_keys, (us,)), bisect.bisect_left(self._timeline_keys, (us + 1,))
+        for i in range(lo, hi):
+            if self._timeline_keys[i][-1] == agent_id:
+                return i
+        raise KeyError(key)
+
+    def _locate(self, stream, record, by):
+        """(override key, the record's own value) for set_field."""
+        table = stream.split(".")[0]
+        is_index = isinstance(record, int) and not isinstance(record, bool)
+        if table in ("account", "routing_settings"):
+            return None, getattr(self, table)
+        if table == "chats":
+            if by != "index" and isinstance(record, str) and record in self._blobs:
+                return record, json.loads(self._raw_blob(record))
+            if by != "id" and is_index and -len(self._keys) <= record < len(self._keys):
+                cid = self._keys[record][-1]
+                return cid, json.loads(self._raw_blob(cid))
+            raise KeyError(f"no chat {record!r}")
+        if table == "agent_timeline":
+            if by != "index" and isinstance(record, (tuple, list)) and len(record) == 2:
+                for i, entry in enumerate(self.agent_timeline):
+                    if entry.get("agent_id") == record[0] and entry.get("start_time") == record[1]:
+                        k = self._timeline_keys[i]
+                        return (k[0], k[-1]), entry
+            if by != "id" and is_index and -len(self._timeline_keys) <= record < len(self._timeline_keys):
+                k = self._timeline_keys[record]
+                return (k[0], k[-1]), self.agent_timeline[record]
+            raise KeyError(f"no agent_timeline entry {record!r}")
+        if stream == "bans":
+            records = sorted((b for arr in self.bans.values() for b in arr), key=lambda b: b["id"])
+        elif table == "bans":
+            records = self.bans[stream.split(".")[1]]
+        else:
+            records = getattr(self, table)
+        if by != "index":
+            for rec in records:
+                key = _record_key(table, rec)
+                if key == record or (isinstance(key, tuple) and key[1] == record):
+                    return key, rec
+        if by != "id" and is_index and -len(records) <= record < len(records):
+            rec = records[record]
+            return _record_key(table, rec), rec
+        raise KeyError(f"no {stream} record {record!r}")
+
+    # ---------------------------------------------------------------- recorded real-API shapes
+    def add_real_shapes(self):
+        """Add records shaped like ones real Zendesk Chat accounts have sent (reference §4), each otherwise
+        complete like the generated ones, served by the normal endpoints; call it before serving (it is
+        data generation: it may join chats to existing seconds and, in "scrambled" order, re-salt such a
+        second). Draws from its own random stream, so the rest of the data do not change.
+
+        Returns (and keeps in `self.real_shapes`) name -> how to find the record:
+          trigger_without_id: the trigger's name (it has no "id"; the legacy API addressed triggers by name)
+          timeline_start_time_seconds: (agent_id, start_time) of an entry whose start_time is epoch seconds (int)
+          timeline_start_time_micros: (agent_id, start_time) of one whose start_time is epoch microseconds (int)
+              (both sit in the timeline at their real instant, so export pages stay in time order)
+          ban_type_I: ban id; "type": "I" (the docs' own example), in the ip_address array
+          ban_type_missing: ban id; no "type" at all, in the visitor array
+          chat_long_history: chat id; 24 history events, one with skills_name ["Billing", "VIP"],
+              msg_id int in one chat.msg and str in another, department_id as a string in one
+          chat_webpath_arrays: chat id; webpath mixes objects with [epoch, url], [url, url] and
+              [epoch, url, title] arrays
+          chat_conversions: chat id; conversions with goal_id/goal_name/timestamp/attribution{...}
+          offline_msg_odd_dates: chat id; type offline_msg, no end_timestamp, session dates "...+00:00Z"
+          chat_string_types: chat id; unread 1 (int), agent_ids strings, engagements with string agent_id
+              (it joins the same-second block when the dataset has one)
+          account_plan_unlimited: account_key; plan max_agents, max_departments, max_concurrent_chats,
+              max_history_search_days ... are "unlimited"
+          agent_int_enabled: agent id; "enabled": 0 (int), departments a list of several int ids (one of
+              a department that no longer exists)
+        """
+        with self.lock:
+            if self.real_shapes:
+                raise RuntimeError("add_real_shapes() was already called on this dataset")
+            r = random.Random(f"real-shapes-{self._seed}")
+            start = self.end - self.span_days * 86400
+            span = max(1, self.end - start)
+            added = {}
+            added["trigger_without_id"] = self._real_trigger(r)
+            added.update(self._real_timeline(r, start, span))
+            added.update(self._real_bans(r, start, span))
+            added.update(self._real_chats(r, start, span))
+            added["account_plan_unlimited"] = self._real_account()
+            added["agent_int_enabled"] = self._real_agent(r, start)
+            self.real_shapes = added
+            self._version += 1
+            return dict(added)
+
+    def _real_trigger(self, r):
+        trigger = self._make_trigger(r, 0, 0)
+        del trigger["id"]
+        trigger["name"] = "Legacy offline greeting"
+        trigger["description"] = "Created with the legacy dashboard; addressed by name"
+        trigger["definition"]["event"] = "chat_requested"
+        self.triggers.append(trigger)
+        return trigger["name"]
+
+    def _real_timeline(self, r, start, span):
+        agents = self.agents or [{"id": 360001234567}]
+        out = {}
+        second = start + span // 3
+        a1 = agents[len(agents) // 3]["id"]
+        while any(k[0] == second * 1_000_000 and k[-1] == a1 for k in self._timeline_keys):
+            second += 1
+        entry = {"agent_id": a1, "start_time": second, "status": "invisible", "duration": 459.213926,
+                 "engagement_count": 0}
+        self._insert_timeline(second * 1_000_000, a1, entry)
+        out["timeline_start_time_seconds"] = (a1, second)
+        us = (start + 2 * span // 3) * 1_000_000 + 301292
+        a2 = agents[2 * len(agents) // 3]["id"]
+        while any(k[0] == us and k[-1] == a2 for k in self._timeline_keys):
+            us += 1
+        entry = {"agent_id": a2, "start_time": us, "status": "online", "duration": round(r.uniform(1, 14400), 6),
+                 "engagement_count": 2}
+        self._insert_timeline(us, a2, entry)
+        out["timeline_start_time_micros"] = (a2, us)
+        return out
+
+    def _real_bans(self, r, start, span):
+        taken = sorted(b["id"] for arr in self.bans.values() for b in arr)
+        created = self._stamps.iso(start + span // 2)
+        ip_id = _free_id(taken, len(taken) // 2, 70519881)
+        taken = sorted(taken + [ip_id])
+        visitor_id = _free_id(taken, (len(taken) * 3) // 4, ip_id + 1)
+        ip_ban = {"id": ip_id, "type": "I", "ip_address": f"192.0.2.{r.randint(2, 254)}", "reason": "Spammer",
+                  "created_at": created}
+        visitor_ban = {"id": visitor_id, "visitor_id": f"{r.randint(10000000, 19999999)}.{''.join(r.choices(ALNUM, k=13))}",
+                       "visitor_name": f"Visitor {r.randint(10000000, 99999999)}", "reason": "Spammer",
+                       "created_at": created}
+        for kind, ban in (("ip_address", ip_ban), ("visitor", visitor_ban)):
+            arr = self.bans[kind]
+            arr.insert(bisect.bisect_left([b["id"] for b in arr], ban["id"]), ban)
+        return {"ban_type_I": ip_id, "ban_type_missing": visitor_id}
+
+    def _real_account(self):
+        plan = self.account.setdefault("plan", {})
+        for limit in ("max_agents", "max_departments", "max_concurrent_chats", "max_basic_triggers",
+                      "max_advanced_triggers", "max_history_search_days"):
+            plan[limit] = "unlimited"
+        return self.account.get("account_key")
+
+    def _real_agent(self, r, start):
+        ids = [a["id"] for a in self.agents]
+        aid = _free_id(ids, len(ids) // 2, 360000000001)
+        agent = self._make_agent(r, len(self.agents), aid, start)
+        dept_ids = [d["id"] for d in self.departments]
+        gone = (max(dept_ids) if dept_ids else 360000100000) + 7919  # a department deleted since
+        agent["enabled"] = 0
+        agent["role_id"] = self.roles[0]["id"] if self.roles else None
+        agent["departments"] = sorted(dept_ids[:3] + [gone])
+        agent["enabled_departments"] = dept_ids[:1]
+        agent["skills"] = [s["id"] for s in self.skills[:2]]
+        self.agents.insert(bisect.bisect_left(ids, aid), agent)
+        return aid
+
+    def _real_chats(self, r, start, span):
+        seconds = sorted({k[0] for k in self._keys} - {self.same_second})
+
+        def second_at(fraction):
+            """An update second shared with a generated chat (so real shapes meet the same-second rule)."""
+            if seconds:
+                return seconds[min(len(seconds) - 1, int(len(seconds) * fraction))]
+            return start + int(span * fraction)
+
+        plan = [("chat_long_history", 0.2), ("chat_webpath_arrays", 0.35), ("chat_conversions", 0.5),
+                ("offline_msg_odd_dates", 0.65), ("chat_string_types", 0.8)]
+        out = {}
+        for name, fraction in plan:
+            ts = second_at(fraction)
+            if name == "chat_string_types" and self.same_second is not None:
+                ts = self.same_second
+            cid = self._unique_id(r, ts)
+            chat = getattr(self, "_shape_" + name)(r, cid, ts)
+            self._insert_chat(chat, ts)
+            out[name] = cid
+        return out
+
+    def _real_agents(self, k):
+        agents = self.agents[:k] or [{"id": 360001234567, "display_name": "Ann B.", "first_name": "Ann",
+                                      "last_name": "Baker"}]
+        return agents[:k]
+
+    def _real_chat_base(self, r, cid, update_ts, n_agents=1, duration=600, history=None):
+        """A complete "chat" chat ended 45 s before `update_ts`, like the generated ones."""
+        f, st = self._factory, self._stamps
+        end_ts = update_ts - 45
+        begin = end_ts - duration
+        agents = self._real_agents(n_agents)
+        dept = self.departments[0] if self.departments else {"id": 360000100001, "name": "Sales"}
+        visitor = f._visitor(r)
+
+        def stamp(offset, odd=False):
+            text = st.iso(begin + offset)
+            return text[:-1] + "+00:00Z" if odd else text
+
+        def stamp_us(offset_us):
+            return st.iso_us(begin * 1_000_000 + offset_us)
+
+        events, count = history if history is not None else f._history(r, duration, visitor["name"], agents,
+                                                                         dept["id"], stamp_us)
+        chat = {
+            "id": cid,
+            "type": "chat",
+            "timestamp": stamp(0),
+            "end_timestamp": stamp(duration),
+            "update_timestamp": st.iso(update_ts),
+            "duration": duration,
+            "started_by": "visitor",
+            "visitor": visitor,
+            "session": f._session(r, f._session_id(r, begin), stamp, -r.randint(0, 600), duration, False),
+            "webpath": [{"from": "", "to": PAGES[0][0], "title": PAGES[0][1], "timestamp": stamp(-120)}],
+            "count": count,
+            "response_time": {"first": 12, "avg": 31.5, "max": 64},
+            "agent_names": [a["display_name"] for a in agents],
+            "agent_ids": [str(a["id"]) for a in agents],
+            "department_id": dept["id"],
+            "department_name": dept["name"],
+            "triggered": False,
+            "triggered_response": False,
+            "unread": False,
+            "missed": False,
+            "history": events,
+            "conversions": [],
+            "engagements": [],
+            "tags": ["billing"],
+            "rating": "good",
+            "comment": None,
+            "referrer_search_engine": "",
+            "referrer_search_terms": "",
+            "zendesk_ticket_id": None,
+            "deleted": False,
+        }
+        for i, agent in enumerate(agents):
+            eng = f._engagement(r, i, agent, dept["id"], duration, stamp)
+            eng["id"] = f"{cid}.{i + 1}"
+            chat["engagements"].append(eng)
+        return chat, begin, stamp, agents, dept
+
+    def _shape_chat_long_history(self, r, cid, ts):
+        st = self._stamps
+        duration = 900
+        begin = ts - 45 - duration
+        visitor_name = "Marta Novak"
+        agent = self._real_agents(1)[0]
+        nick = f"agent:{agent['id']}"
+        dept = self.departments[0] if self.departments else {"id": 360000100001, "name": "Sales"}
+        other = self.departments[1] if len(self.departments) > 1 else dept
+        msg_base = 1_650_000_000_000 + r.randint(0, 10**9)
+        lines = [("visitor", "Hi, I was charged twice for one order"), ("agent", "Hi there, let me look into that for you."),
+                 ("visitor", "Order 48213"), ("agent", "Could you confirm your email address?"),
+                 ("visitor", "marta.novak@example.net"), ("agent", "Thanks, one moment please."),
+                 ("visitor", "sure"), ("agent", "I've refunded the duplicate payment."),
+                 ("visitor", "How long do refunds take?"), ("agent", "Refunds take 3-5 business days."),
+                 ("visitor", "Great, thanks!"), ("agent", "Anything else I can help with?"),
+                 ("visitor", "Can I get an invoice for the order?"), ("agent", "Sure, it is on its way by email."),
+                 ("visitor", "No, that's all"), ("agent", "Have a nice day!")]
+        events = []
+
+        def ev(offset_s, **fields):
+            base = {"name": visitor_name if fields.get("nick", "visitor") == "visitor" else agent["display_name"],
+                    "nick": "visitor", "channel": "#"}
+            base.update(fields)
+            base["timestamp"] = st.iso_us((begin + offset_s) * 1_000_000 + r.randint(0, 999_999))
+            events.append(base)
+
+        ev(0, type="chat.memberjoin")
+        ev(20, type="chat.memberjoin", nick=nick, skills_name=["Billing", "VIP"])
+        t = 40
+        n_agent = n_visitor = 0
+        for i, (who, text) in enumerate(lines):
+            msg_id = msg_base + t * 1000
+            fields = {"type": "chat.msg", "msg": text, "options": "",
+                      "msg_id": msg_id if i % 2 == 0 else str(msg_id),
+                      "sender_type": "Visitor" if who == "visitor" else "Agent"}
+            if who == "agent":
+                fields["nick"] = nick
+                n_agent += 1
+            else:
+                n_visitor += 1
+            if i == 3:
+                fields["department_id"] = str(dept["id"])
+            ev(t, **fields)
+            t += 45
+            if i == 5:
+                ev(t, type="chat.tag", nick=nick, tags=["billing"], new_tags=["billing", "refund"], deleted_tags=[])
+                t += 5
+            if i == 7:
+                ev(t, type="chat.transfer", nick=nick, department_id=other["id"], department_name=other["name"],
+                   msg=f"Chat transferred to {other['name']}")
+                t += 5
+            if i == 9:
+                ev(t, type="chat.comment", nick=nick, new_comment="Duplicate charge refunded", comment="")
+                t += 5
+        ev(t, type="chat.rating", new_rating="good", rating=None)
+        ev(t + 10, type="chat.memberleave", nick=nick, reason="user_leave_chat")
+        ev(t + 20, type="chat.memberleave")
+        count = {"agent": n_agent, "total": n_agent + n_visitor, "visitor": n_visitor}
+        chat = self._real_chat_base(r, cid, ts, duration=duration, history=(events, count))[0]
+        chat["visitor"].update(name=visitor_name, email="marta.novak@example.net")
+        return chat
+
+    def _shape_chat_webpath_arrays(self, r, cid, ts):
+        chat, begin, stamp, _, _ = self._real_chat_base(r, cid, ts)
+        chat["webpath"] = [
+            {"from": "", "to": "https://example.com/", "title": "Example - Home", "timestamp": stamp(-300)},
+            [begin - 240, "https://example.com/pricing"],
+            ["https://a.example/x", "https://a.example/y"],
+            [begin - 120, "https://example.com/pricing", "Pricing - Example"],
+            {"from": "https://example.com/pricing", "to": "https://example.com/signup", "title": "Sign up",
+             "timestamp": stamp(-60)},
+        ]
+        chat["unread"] = 0
+        return chat
+
+    def _shape_chat_conversions(self, r, cid, ts):
+        chat, begin, stamp, agents, dept = self._real_chat_base(r, cid, ts)
+        goals = self.goals or [{"id": 70001, "name": "Purchase"}]
+        agent = agents[0]
+        chat["conversions"] = [{
+            "id": f"{cid}.conv{i + 1}",
+            "goal_id": goal["id"],
+            "goal_name": goal["name"],
+            "timestamp": stamp(chat["duration"] + 60 * (i + 1)),
+            "attribution": {"agent_id": agent["id"], "agent_name": agent["display_name"], "chat_timestamp": stamp(0),
+                            "department_id": dept["id"], "department_name": dept["name"]},
+        } for i, goal in enumerate(goals[:2])]
+        return chat
+
+    def _shape_offline_msg_odd_dates(self, r, cid, ts):
+        message = self._factory._offline(r, cid, ts - 30, ts, False)
+        odd = self._stamps.iso(ts - 30 - 95)[:-1] + "+00:00Z"
+        message["session"]["start_date"] = odd
+        message["session"]["end_date"] = self._stamps.iso(ts - 30)[:-1] + "+00:00Z"
+        message["webpath"] = [{"from": "", "to": PAGES[4][0], "title": PAGES[4][1], "timestamp": odd}]
+        message["unread"] = 1
+        return message
+
+    def _shape_chat_string_types(self, r, cid, ts):
+        chat = self._real_chat_base(r, cid, ts, n_agents=2)[0]
+        chat["unread"] = 1
+        chat["agent_ids"] = [str(a) for a in chat["agent_ids"]]
+        for eng in chat["engagements"]:
+            eng["agent_id"] = str(eng["agent_id"])
+        return chat
+
 
 def _ascending_ids(r, n, base, max_gap):
     ids = []
@@ -1093,3 +1819,14 @@ def _ascending_ids(r, n, base, max_gap):
         current += r.randint(1, max_gap)
         ids.append(current)
     return ids
+
+
+def _free_id(taken, near, fallback):
+    """An unused int id next to taken[near] (taken sorted), scanning upwards; fallback when taken is empty."""
+    if not taken:
+        return fallback
+    taken_set = set(taken)
+    for i in range(min(max(near, 0), len(taken) - 1), len(taken)):
+        if taken[i] + 1 not in taken_set:
+            return taken[i] + 1
+    return taken[-1] + 1

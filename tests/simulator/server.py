@@ -26,6 +26,7 @@ LEGACY_ROOT = "/api/v2"
 TOKEN_PATH = "/oauth2/token"
 STATS_PATH = "/_sim/stats"
 MUTATE_PATH = "/_sim/mutate"  # POST ?seed=N: Dataset.mutate, for demos against the standalone process
+REAL_SHAPES_PATH = "/_sim/real_shapes"  # GET: Dataset.real_shapes (what add_real_shapes added)
 
 UNAUTHORIZED = {"error": "Unauthorized",
                 "description": "The server could not verify that you are authorized to access the requested resource"}
@@ -247,7 +248,8 @@ class Simulator:
     """The Zendesk Chat REST API over a Dataset, on 127.0.0.1.
 
     Serves every endpoint under both API roots (`/api/v2/chat/...` and the legacy `/api/v2/...`),
-    plus `POST /oauth2/token` and the unauthenticated, unrecorded `GET /_sim/stats` and `POST /_sim/mutate`.
+    plus `POST /oauth2/token` and the unauthenticated, unrecorded `GET /_sim/stats`, `POST /_sim/mutate`
+    and `GET /_sim/real_shapes`. Records are served as `Dataset.served` gives them (set_field overrides applied).
     """
 
     def __init__(self, dataset, token="sim-token", rate_limit_per_minute=None, rate_limit_window=60.0,
@@ -293,12 +295,12 @@ class Simulator:
         self._routes = {
             "account": self._account,
             "routing_settings/account": self._routing_settings,
-            "departments": lambda q, ctx: self._plain(self.dataset.departments),
-            "goals": lambda q, ctx: self._plain(self.dataset.goals),
-            "roles": lambda q, ctx: self._plain(self.dataset.roles),
-            "skills": lambda q, ctx: self._plain(self.dataset.skills),
-            "shortcuts": lambda q, ctx: self._plain(self.dataset.shortcuts),
-            "triggers": lambda q, ctx: self._plain(self.dataset.triggers),
+            "departments": lambda q, ctx: self._plain(self.dataset.served("departments")),
+            "goals": lambda q, ctx: self._plain(self.dataset.served("goals")),
+            "roles": lambda q, ctx: self._plain(self.dataset.served("roles")),
+            "skills": lambda q, ctx: self._plain(self.dataset.served("skills")),
+            "shortcuts": lambda q, ctx: self._plain(self.dataset.served("shortcuts")),
+            "triggers": lambda q, ctx: self._plain(self.dataset.served("triggers")),
             "agents": self._agents,
             "bans": self._bans,
             "incremental/chats": self._incremental_chats,
@@ -414,6 +416,9 @@ class Simulator:
                 _write(handler, _json(400, {"error": "Bad Request", "description": "seed must be an integer"}))
                 return
             _write(handler, _json(200, self.dataset.mutate(seed=int(seed))))
+            return
+        if raw_path == REAL_SHAPES_PATH:
+            _write(handler, _json(200, self.dataset.real_shapes))
             return
         if raw_path.startswith(CURRENT_ROOT + "/"):
             root, path, is_api = CURRENT_ROOT, raw_path[len(CURRENT_ROOT) + 1:], True
@@ -585,10 +590,10 @@ class Simulator:
     def _account(self, query, ctx):
         if self.integrated_account:
             return _json(403, INTEGRATED_ACCOUNT)
-        return _json(200, self.dataset.account)
+        return _json(200, self.dataset.served("account"))
 
     def _routing_settings(self, query, ctx):
-        return _json(200, {"data": self.dataset.routing_settings})
+        return _json(200, {"data": self.dataset.served("routing_settings")})
 
     def _agents(self, query, ctx):
         limit = _int_param(query, "limit", AGENTS_LIMIT, 1, AGENTS_LIMIT)
@@ -596,10 +601,13 @@ class Simulator:
         max_id = _int_param(query, "max_id", None)
         with self.dataset.lock:
             agents = list(self.dataset.agents)
-        page = _id_window(agents, since_id, max_id, limit)
+            page = _id_window(agents, since_id, max_id, limit)
+            served = self.dataset.patch_records("agents", page)
         if "record_without_key" in self.hostile:
             keyless = self.keyless_agent_id()
-            page = [({k: v for k, v in a.items() if k != "id"} if a["id"] == keyless else a) for a in page]
+            served = [({k: v for k, v in s.items() if k != "id"} if a["id"] == keyless and isinstance(s, dict) else s)
+                      for a, s in zip(page, served)]
+        page = served
         if "agents_object" in self.hostile:
             return _json(200, {"agents": page, "count": len(page)})
         return _json(200, page)
@@ -608,16 +616,19 @@ class Simulator:
         limit = _int_param(query, "limit", 100, 1, BANS_LIMIT)
         since_id = _int_param(query, "since_id", None)
         max_id = _int_param(query, "max_id", None)
-        with self.dataset.lock:
-            ip = list(self.dataset.bans["ip_address"])
-            visitor = list(self.dataset.bans["visitor"])
-        if self.bans_limit_mode == "per_array":
-            return _json(200, {"ip_address": _id_window(ip, since_id, max_id, limit),
-                               "visitor": _id_window(visitor, since_id, max_id, limit)})
-        union = sorted(ip + visitor, key=lambda b: b["id"])
-        page = _id_window(union, since_id, max_id, limit)
-        return _json(200, {"ip_address": [b for b in page if b["type"] == "ip_address"],
-                           "visitor": [b for b in page if b["type"] == "visitor"]})
+        ds = self.dataset
+        with ds.lock:
+            ip = list(ds.bans["ip_address"])
+            visitor = list(ds.bans["visitor"])
+            if self.bans_limit_mode == "per_array":
+                return _json(200, {"ip_address": ds.patch_records("bans", _id_window(ip, since_id, max_id, limit)),
+                                   "visitor": ds.patch_records("bans", _id_window(visitor, since_id, max_id, limit))})
+            union = sorted(ip + visitor, key=lambda b: b["id"])
+            page = _id_window(union, since_id, max_id, limit)
+            # a ban goes out in the array it is stored in, whatever its "type" says (real bans carry "I" or none)
+            in_ip = {id(b) for b in ip}
+            return _json(200, {"ip_address": ds.patch_records("bans", [b for b in page if id(b) in in_ip]),
+                               "visitor": ds.patch_records("bans", [b for b in page if id(b) not in in_ip])})
 
     def _incremental_chats(self, query, ctx):
         if "start_time" not in query:
@@ -636,13 +647,15 @@ class Simulator:
             if selected == "*":
                 items = [ds.blob(cid) for _, cid in keys]
             elif selected is None:
-                items = [b'{"id":' + json.dumps(cid).encode() + b"}" for _, cid in keys]
+                patched = ds.overridden("chats")
+                items = [b'{"id":' + json.dumps(cid).encode() + b"}" if cid not in patched
+                         else _ids_only(json.loads(ds.blob(cid))) for _, cid in keys]
             else:
-                items = [_dumps({k: v for k, v in json.loads(ds.blob(cid)).items() if k in selected}) for _, cid in keys]
+                items = [_dumps(_select(json.loads(ds.blob(cid)), selected)) for _, cid in keys]
         if keyless is not None:
             for i, (_, cid) in enumerate(keys):
                 if cid == keyless:
-                    items[i] = _dumps({k: v for k, v in json.loads(items[i]).items() if k != "id"})
+                    items[i] = _dumps(_select(json.loads(items[i]), None, drop="id"))
         end_time = keys[-1][0] if keys else start_time
         end_id = keys[-1][1] if keys else start_id
         params = {}
@@ -669,7 +682,7 @@ class Simulator:
             items = blobs
         else:
             keep = selected or ("agent_id", "start_time")
-            items = [_dumps({k: v for k, v in json.loads(b).items() if k in keep}) for b in blobs]
+            items = [_dumps(_select(json.loads(b), keep)) for b in blobs]
         end_time = keys[-1][0] if keys else start_time
         params = {}
         if fields is not None:
@@ -692,9 +705,12 @@ class Simulator:
         with ds.lock:
             ids = ds.search(kind, field, low, high, low_inc, high_inc)
             chunk = ids[(page - 1) * SEARCH_PAGE: page * SEARCH_PAGE]
-            chats = [json.loads(ds.blob(cid)) for cid in chunk]
-        results = [{"id": c["id"], "type": c["type"], "timestamp": c["timestamp"], "preview": _preview(c),
-                    "url": f"{ctx['root']}/chats/{c['id']}"} for c in chats]
+            chats = [(cid, json.loads(ds.blob(cid))) for cid in chunk]
+        results = []
+        for cid, c in chats:
+            c = c if isinstance(c, dict) else {}
+            results.append({"id": c.get("id"), "type": c.get("type"), "timestamp": c.get("timestamp"),
+                            "preview": _preview(c), "url": f"{ctx['root']}/chats/{cid}"})
         more = len(ids) > page * SEARCH_PAGE and page < SEARCH_MAX_PAGES
         next_url = None
         if more:
@@ -814,8 +830,23 @@ def _search_time(value):
 
 def _preview(chat):
     if chat.get("type") == "offline_msg":
-        return (chat.get("message") or "")[:100]
-    for ev in chat.get("history") or []:
-        if ev.get("type") == "chat.msg":
-            return (ev.get("msg") or "")[:100]
+        message = chat.get("message") or ""
+        return message[:100] if isinstance(message, str) else ""
+    history = chat.get("history")
+    for ev in history if isinstance(history, list) else []:
+        if isinstance(ev, dict) and ev.get("type") == "chat.msg":
+            msg = ev.get("msg") or ""
+            return msg[:100] if isinstance(msg, str) else ""
     return ""
+
+
+def _select(record, keep, drop=None):
+    """The fields of `record` named in `keep` (all when None) minus `drop`; a record set_field made a non-object stays as is."""
+    if not isinstance(record, dict):
+        return record
+    return {k: v for k, v in record.items() if (keep is None or k in keep) and k != drop}
+
+
+def _ids_only(record):
+    """The ids-only export item of a chat whose served form set_field changed."""
+    return _dumps({"id": record["id"]} if isinstance(record, dict) and "id" in record else {})

@@ -430,3 +430,415 @@ def test_standalone_process(tmp_path):
 def _epoch(iso):
     from datetime import datetime
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+
+
+# ------------------------------------------------------------------ same-second order
+def walk_timeline(base_url, limit):
+    """Every agent_timeline entry once, in served order (start_time is inclusive, so page edges come back)."""
+    url = f"{base_url}/incremental/agent_timeline?fields=agent_timeline(*)&limit={limit}&start_time=0"
+    seen = {}
+    while True:
+        body = requests.get(url, headers=AUTH, timeout=5).json()
+        for e in body["agent_timeline"]:
+            seen.setdefault((e["agent_id"], json.dumps(e["start_time"])), e)
+        if body["count"] < limit:
+            return list(seen.values())
+        url = body["next_page"]
+
+
+ORDER_ARGS = dict(seed=4, chats=3000, offline_msgs=100, agents=20, ip_bans=10, visitor_bans=10, span_days=1,
+                  same_second_chats=40, timeline_entries=60, same_microsecond_entries=6, real_shapes=True, end=OLD)
+
+
+@pytest.fixture(scope="module", params=["reversed", "scrambled"])
+def ordered(request):
+    ds = Dataset.generate(same_second_order=request.param, **ORDER_ARGS)
+    with Simulator(ds) as s, Simulator(ds, start_id_inclusive=True) as inclusive:
+        yield request.param, ds, s, inclusive
+
+
+def _by_second(ds):
+    groups = {}
+    for cid in ds.chat_ids():
+        groups.setdefault(ds.update_epoch(cid), []).append(cid)
+    return groups
+
+
+def test_default_order_is_id_order(dataset):
+    args = dict(seed=5, chats=120, offline_msgs=20, agents=30, timeline_entries=50, end=OLD)
+    default, explicit = Dataset.generate(**args), Dataset.generate(same_second_order="id", **args)
+    assert default.chats == explicit.chats and default.agent_timeline == explicit.agent_timeline
+    keys = [(dataset.update_epoch(cid), cid) for cid in dataset.chat_ids()]
+    assert keys == sorted(keys)
+    with pytest.raises(ValueError):
+        Dataset.generate(chats=1, same_second_order="random", end=OLD)
+
+
+@pytest.fixture(scope="module")
+def id_ordered():
+    return Dataset.generate(**ORDER_ARGS)
+
+
+def test_same_second_order_same_chats_other_order(ordered, id_ordered):
+    mode, ds, _, _ = ordered
+    plain = id_ordered
+    assert sorted(ds.chats, key=lambda c: c["id"]) == sorted(plain.chats, key=lambda c: c["id"])
+    assert {cid: ds.update_epoch(cid) for cid in ds.chat_ids()} == {cid: plain.update_epoch(cid) for cid in plain.chat_ids()}
+    groups = [g for g in _by_second(ds).values() if len(g) > 1]
+    assert len(groups) > 30 and {2, 3} <= {len(g) for g in groups} and max(len(g) for g in groups) >= 40
+    assert all(g != sorted(g) for g in groups)
+    if mode == "reversed":
+        assert all(g == sorted(g, reverse=True) for g in groups)
+    assert [c["id"] for c in ds.chats] == ds.chat_ids()
+    seconds = [ds.update_epoch(cid) for cid in ds.chat_ids()]
+    assert seconds == sorted(seconds)
+
+
+def test_same_second_order_export_walk(ordered):
+    _, ds, s, _ = ordered
+    pages = walk_export(s.base_url, limit=13)
+    served = [c["id"] for p in pages for c in p["chats"]]
+    assert served == ds.chat_ids() and len(set(served)) == len(served)
+    inside = 0
+    for page, following in zip(pages, pages[1:]):
+        assert page["end_id"] == page["chats"][-1]["id"] and page["end_time"] == _epoch(page["chats"][-1]["update_timestamp"])
+        assert f"&start_time={page['end_time']}&start_id={page['end_id']}" in page["next_page"]
+        if following["chats"] and _epoch(following["chats"][0]["update_timestamp"]) == page["end_time"]:
+            inside += 1  # the cursor fell inside a second of 2+ chats
+    assert inside >= 5
+
+
+def test_same_second_order_start_id_positions(ordered):
+    mode, ds, s, inclusive = ordered
+    t = ds.same_second
+    block = _by_second(ds)[t]
+    assert len(block) >= 40 and block != sorted(block)
+    assert [c["id"] for c in get(f"{s.base_url}/incremental/chats", start_time=t, limit=10).json()["chats"]] == block[:10]
+    every = ds.chat_ids()
+    for k in (0, 7, len(block) - 1):
+        pos = every.index(block[k])
+        after = get(f"{s.base_url}/incremental/chats", start_time=t, start_id=block[k], limit=20).json()
+        assert [c["id"] for c in after["chats"]] == every[pos + 1:pos + 21]
+        assert [c["id"] for c in after["chats"]][:len(block) - k - 1] == block[k + 1:k + 21]
+        at = get(f"{inclusive.base_url}/incremental/chats", start_time=t, start_id=block[k], limit=20).json()
+        assert [c["id"] for c in at["chats"]] == every[pos:pos + 20]
+    # an id that is no chat still has one well-defined position in the second
+    for unknown in ("0000.0.none", "zzzz.9.none", block[3] + "x"):
+        got = [c["id"] for c in get(f"{s.base_url}/incremental/chats", start_time=t, start_id=unknown, limit=60).json()["chats"]]
+        i = every.index(got[0])
+        assert got == every[i:i + 60] and ds.update_epoch(got[0]) >= t
+        if mode == "reversed" and unknown.startswith("0000"):
+            assert ds.update_epoch(got[0]) > t  # sorts after every id of the second
+
+
+def test_same_second_order_survives_mutations():
+    for mode in ("reversed", "scrambled"):
+        ds = Dataset.generate(seed=8, chats=400, offline_msgs=20, agents=10, span_days=1, same_second_chats=30,
+                              timeline_entries=10, end=OLD, same_second_order=mode)
+        t = ds.same_second
+        block = _by_second(ds)[t]
+        moved, gone = block[4], block[9]
+        ds.update_chat(moved, tags=["moved"])
+        ds.delete_chat(gone)
+        new = ds.add_chats(3)
+        summary = ds.mutate(seed=2)
+        # leaving a second never reshuffles the chats that stay
+        assert _by_second(ds)[t] == [cid for cid in block if cid not in {moved, gone} | set(summary["updated_chats"])
+                                     | set(summary["deleted_chats"])]
+        ids = ds.chat_ids()
+        assert ids[-len(summary["new_chats"]):] == summary["new_chats"] and set(new) <= set(ids)
+        assert len(ids) == len(set(ids)) == 400 + 20 + 30 + 3 + len(summary["new_chats"])
+        assert [c["id"] for c in ds.chats] == ids
+        cursor = (t, block[2])
+        rest, start_time, start_id = [], *cursor
+        while True:
+            page = ds.export_slice(start_time, start_id, False, 11)
+            rest += [cid for _, cid in page]
+            if len(page) < 11:
+                break
+            start_time, start_id = page[-1]
+        assert rest == ids[ids.index(block[2]) + 1:], mode
+        assert moved in rest and gone in rest and ds.chat(gone)["deleted"] is True
+
+
+def test_same_microsecond_timeline_order(ordered):
+    mode, ds, s, _ = ordered
+    group = [e["agent_id"] for e in ds.agent_timeline if e["start_time"] == ds._stamps.iso_us(ds.same_microsecond)]
+    assert len(group) == 6 and group != sorted(group)
+    if mode == "reversed":
+        assert group == sorted(group, reverse=True)
+    seen = walk_timeline(s.base_url, limit=10)
+    assert [(e["agent_id"], e["start_time"]) for e in seen] == [(e["agent_id"], e["start_time"]) for e in ds.agent_timeline]
+    assert [e["agent_id"] for e in seen if e["start_time"] == ds._stamps.iso_us(ds.same_microsecond)] == group
+
+
+def test_standalone_same_second_order_and_real_shapes(tmp_path):
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.simulator", "--port", "0", "--chats", "40", "--offline-msgs",
+                             "5", "--agents", "10", "--seed", "2", "--same-second-chats", "25", "--same-second-order",
+                             "reversed", "--same-microsecond-entries", "3", "--real-shapes", "--ready-file", str(ready)],
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        chats = get(f"{line}/incremental/chats", start_time=0, fields="chats(*)").json()["chats"]
+        seconds = {}
+        for c in chats:
+            seconds.setdefault(c["update_timestamp"], []).append(c["id"])
+        block = max(seconds.values(), key=len)
+        assert len(block) >= 25 and block == sorted(block, reverse=True)
+        host = line[: -len("/api/v2/chat")]
+        shapes = requests.get(f"{host}/_sim/real_shapes", timeout=5).json()
+        assert shapes["chat_string_types"] in block
+        assert any("id" not in t and t["name"] == shapes["trigger_without_id"] for t in get(f"{line}/triggers").json())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert "real shapes: {" in proc.stderr.read()
+
+
+# ------------------------------------------------------------------ recorded real-API shapes
+REAL_NAMES = {"trigger_without_id", "timeline_start_time_seconds", "timeline_start_time_micros", "ban_type_I",
+              "ban_type_missing", "chat_long_history", "chat_webpath_arrays", "chat_conversions",
+              "offline_msg_odd_dates", "chat_string_types", "account_plan_unlimited", "agent_int_enabled"}
+
+
+@pytest.fixture(scope="module")
+def real():
+    ds = Dataset.generate(seed=6, chats=300, offline_msgs=40, agents=120, ip_bans=30, visitor_bans=30,
+                          timeline_entries=200, same_second_chats=30, end=OLD, real_shapes=True)
+    with Simulator(ds) as s:
+        yield ds, s
+
+
+def test_real_shapes_description(real):
+    ds, _ = real
+    assert set(ds.real_shapes) == REAL_NAMES
+    with pytest.raises(RuntimeError):
+        ds.add_real_shapes()
+    plain = Dataset.generate(seed=6, chats=300, offline_msgs=40, agents=120, ip_bans=30, visitor_bans=30,
+                             timeline_entries=200, same_second_chats=30, end=OLD)
+    added = plain.add_real_shapes()
+    assert added == plain.real_shapes == ds.real_shapes and plain.chats == ds.chats
+    # the rest of the data is what it is without real shapes
+    bare = Dataset.generate(seed=6, chats=300, offline_msgs=40, agents=120, ip_bans=30, visitor_bans=30,
+                            timeline_entries=200, same_second_chats=30, end=OLD)
+    shaped = {v for k, v in ds.real_shapes.items() if k.startswith(("chat_", "offline_"))}
+    assert [c for c in ds.chats if c["id"] not in shaped] == bare.chats
+
+
+def test_real_shapes_config(real):
+    ds, s = real
+    shapes = ds.real_shapes
+    triggers = get(f"{s.base_url}/triggers").json()
+    keyless = [t for t in triggers if "id" not in t]
+    assert [t["name"] for t in keyless] == [shapes["trigger_without_id"]]
+    assert set(keyless[0]) == set(triggers[0]) - {"id"} and isinstance(keyless[0]["definition"]["actions"][0], list)
+    plan = get(f"{s.base_url}/account").json()["plan"]
+    assert all(plan[k] == "unlimited" for k in ("max_agents", "max_departments", "max_concurrent_chats",
+                                                 "max_history_search_days"))
+    agents, since = [], 0
+    while True:
+        page = get(f"{s.base_url}/agents", since_id=since, limit=100).json()
+        if not page:
+            break
+        agents += page
+        since = page[-1]["id"] + 1
+    assert [a["id"] for a in agents] == sorted(a["id"] for a in ds.agents) and len(agents) == 121
+    agent = next(a for a in agents if a["id"] == shapes["agent_int_enabled"])
+    assert agent["enabled"] == 0 and type(agent["enabled"]) is int
+    assert len(agent["departments"]) >= 2 and all(type(d) is int for d in agent["departments"])
+    assert set(agent) == set(agents[0])
+
+
+@pytest.mark.parametrize("mode", ["total", "per_array"])
+def test_real_shapes_bans(real, mode, fresh):
+    ds, _ = real
+    s = fresh(ds, bans_limit_mode=mode)
+    seen, since = {"ip_address": [], "visitor": []}, 0
+    while True:  # per_array: one page holds everything (walking by max id would skip bans by design)
+        page = get(f"{s.base_url}/bans", since_id=since, limit=7 if mode == "total" else 1000).json()
+        ids = [b["id"] for arr in page.values() for b in arr]
+        if not ids:
+            break
+        for kind in seen:
+            seen[kind] += page[kind]
+        since = max(ids) + 1
+    by_id = {b["id"]: (kind, b) for kind, arr in seen.items() for b in arr}
+    assert by_id[ds.real_shapes["ban_type_I"]][0] == "ip_address" and by_id[ds.real_shapes["ban_type_I"]][1]["type"] == "I"
+    kind, ban = by_id[ds.real_shapes["ban_type_missing"]]
+    assert kind == "visitor" and "type" not in ban and ban["visitor_id"]
+    if mode == "total":
+        assert sorted(by_id) == sorted(b["id"] for arr in ds.bans.values() for b in arr) == \
+            sorted(b["id"] for arr in seen.values() for b in arr)
+
+
+def test_real_shapes_timeline(real):
+    ds, s = real
+    seen = walk_timeline(s.base_url, limit=20)
+
+    def micros(value):
+        if isinstance(value, int):
+            return value if value > 10**14 else value * 1_000_000
+        secs, frac = value[:-1].split(".")
+        return _epoch(secs + "Z") * 1_000_000 + int(frac)
+
+    instants = [micros(e["start_time"]) for e in seen]
+    assert instants == sorted(instants) and len(seen) == len(ds.agent_timeline) == 202
+    found = {(e["agent_id"], e["start_time"]): e for e in seen}
+    agent, seconds = ds.real_shapes["timeline_start_time_seconds"]
+    assert type(found[(agent, seconds)]["start_time"]) is int and 10**9 < seconds < 10**10
+    agent, us = ds.real_shapes["timeline_start_time_micros"]
+    assert type(found[(agent, us)]["start_time"]) is int and us > 10**15
+    starts = [e for e in seen if isinstance(e["start_time"], str)]
+    assert micros(starts[0]["start_time"]) < seconds * 1_000_000 < us < micros(starts[-1]["start_time"])
+
+
+def test_real_shapes_chats(real):
+    ds, s = real
+    shapes = ds.real_shapes
+    pages = walk_export(s.base_url, limit=25)
+    chats = {c["id"]: c for p in pages for c in p["chats"]}
+    assert [c["id"] for p in pages for c in p["chats"]] == ds.chat_ids() and len(chats) == 300 + 40 + 30 + 5
+    for name in ("chat_long_history", "chat_webpath_arrays", "chat_conversions", "offline_msg_odd_dates",
+                 "chat_string_types"):
+        chat = chats[shapes[name]]
+        assert _epoch(chat["update_timestamp"]) == ds.update_epoch(chat["id"])
+        assert set(chat) >= {"id", "type", "timestamp", "update_timestamp", "visitor", "session", "department_id",
+                             "unread", "tags", "zendesk_ticket_id", "deleted"}
+        if chat["type"] == "chat":
+            assert set(chat) == set(chats[shapes["chat_long_history"]])
+            assert chat["timestamp"] <= chat["end_timestamp"] <= chat["update_timestamp"]
+        assert get(f"{s.base_url}/chats/{chat['id']}").json() == chat
+    history = chats[shapes["chat_long_history"]]["history"]
+    assert len(history) >= 20
+    assert any(e.get("skills_name") == ["Billing", "VIP"] for e in history)
+    assert {type(e["msg_id"]) for e in history if e["type"] == "chat.msg"} == {int, str}
+    assert any(isinstance(e.get("department_id"), str) for e in history)
+    webpath = chats[shapes["chat_webpath_arrays"]]["webpath"]
+    arrays = [w for w in webpath if isinstance(w, list)]
+    assert any(isinstance(w, dict) for w in webpath) and sorted(len(w) for w in arrays) == [2, 2, 3]
+    assert [type(x) for x in arrays[0]] == [int, str] and all(isinstance(x, str) for x in arrays[1])
+    conversion = chats[shapes["chat_conversions"]]["conversions"][0]
+    assert set(conversion) == {"id", "goal_id", "goal_name", "timestamp", "attribution"}
+    assert set(conversion["attribution"]) == {"agent_id", "agent_name", "chat_timestamp", "department_id",
+                                              "department_name"}
+    assert isinstance(conversion["attribution"]["agent_id"], int) and conversion["goal_id"] in {g["id"] for g in ds.goals}
+    offline = chats[shapes["offline_msg_odd_dates"]]
+    assert offline["type"] == "offline_msg" and "end_timestamp" not in offline and offline["message"]
+    assert offline["session"]["start_date"].endswith("+00:00Z") and offline["session"]["end_date"].endswith("+00:00Z")
+    typed = chats[shapes["chat_string_types"]]
+    assert typed["unread"] == 1 and type(typed["unread"]) is int
+    assert len(typed["agent_ids"]) == 2 and all(isinstance(a, str) for a in typed["agent_ids"])
+    assert all(isinstance(e["agent_id"], str) for e in typed["engagements"])
+    assert ds.update_epoch(typed["id"]) == ds.same_second
+    # the other real-shape chats share their second with a generated chat
+    assert all(len(_by_second(ds)[ds.update_epoch(shapes[n])]) >= 2 for n in ("chat_long_history", "chat_conversions"))
+
+
+def test_real_shapes_survive_mutations(fresh):
+    ds = Dataset.generate(seed=7, chats=100, offline_msgs=10, agents=15, timeline_entries=20, end=OLD, real_shapes=True)
+    s = fresh(ds)
+    last = walk_export(s.base_url)[-1]
+    target = ds.real_shapes["chat_long_history"]
+    ds.update_chat(target, tags=["refund"])
+    summary = ds.mutate(seed=3)
+    assert summary["removed_triggers"] and all(isinstance(t, int) for t in summary["removed_triggers"])
+    body = get(f"{s.base_url}/incremental/chats", start_time=last["end_time"], start_id=last["end_id"],
+               fields="chats(*)").json()
+    changed = {c["id"]: c for c in body["chats"]}
+    assert changed[target]["tags"] == ["refund"] and len(changed[target]["history"]) >= 20
+    assert any("id" not in t for t in get(f"{s.base_url}/triggers").json())
+
+
+# ------------------------------------------------------------------ arbitrary values (set_field)
+def test_set_field_every_stream(fresh):
+    ds = Dataset.generate(seed=5, chats=120, offline_msgs=20, agents=30, timeline_entries=50, end=OLD)
+    s = fresh(ds)
+    order = ds.chat_ids()
+    cid = order[3]
+    second = ds.update_epoch(cid)
+    ds.set_field("chats", cid, ["update_timestamp"], "1999-01-01T00:00:00Z")
+    ds.set_field("chats", 3, ["visitor", "email"], None)
+    ds.set_field("chats", cid, ["history", 0, "msg_id"], ["a", 1])
+    ds.set_field("chats", order[5], ["unread"], "yes")
+    ds.set_field("chats", order[6], ["id"], 12345)
+    served = get(f"{s.base_url}/incremental/chats", start_time=0, limit=4, fields="chats(*)").json()
+    assert [c["id"] for c in served["chats"]] == order[:4] == ds.chat_ids()[:4]  # the API's order is its own
+    chat = served["chats"][3]
+    assert chat["update_timestamp"] == "1999-01-01T00:00:00Z" and chat["visitor"]["email"] is None
+    assert chat["history"][0]["msg_id"] == ["a", 1]
+    assert served["end_id"] == cid and served["end_time"] == second
+    assert get(f"{s.base_url}/chats/{cid}").json() == chat == ds.chat(cid)
+    assert get(f"{s.base_url}/chats", ids=cid).json()["docs"][cid] == chat
+    more = get(f"{s.base_url}/incremental/chats", start_time=served["end_time"], start_id=served["end_id"], limit=3).json()
+    assert more["chats"] == [{"id": order[4]}, {"id": order[5]}, {"id": 12345}] and more["end_id"] == order[6]
+    assert [c["id"] for c in walk_export(s.base_url, limit=1000)[0]["chats"]] == [i if i != order[6] else 12345 for i in order]
+
+    ds.set_field("agent_timeline", 0, ["start_time"], 1607918912)
+    first = get(f"{s.base_url}/incremental/agent_timeline", start_time=0, limit=1, fields="agent_timeline(*)").json()
+    assert first["agent_timeline"][0]["start_time"] == 1607918912
+    agent = ds.agents[4]["id"]
+    ds.set_field("agents", agent, ["id"], "abc")
+    ds.set_field("agents", 5, ["roles", "owner"], "yes")
+    agents = get(f"{s.base_url}/agents", since_id=0, limit=100).json()
+    assert agents[4]["id"] == "abc" and agents[5]["roles"]["owner"] == "yes" and len(agents) == 30
+    assert [a["id"] for a in get(f"{s.base_url}/agents", since_id=agent, limit=2).json()] == ["abc", ds.agents[5]["id"]]
+    ban = ds.bans["ip_address"][0]["id"]
+    ds.set_field("bans", ban, ["type"], None)
+    ds.set_field("bans.visitor", 0, ["reason"], {"text": "spam"})
+    bans = get(f"{s.base_url}/bans", limit=1000).json()
+    assert next(b for b in bans["ip_address"] if b["id"] == ban)["type"] is None
+    assert bans["visitor"][0]["reason"] == {"text": "spam"}
+    ds.set_field("departments", 0, ["members", 0], "not-an-int")
+    ds.set_field("goals", ds.goals[1]["id"], ["settings", "conditions", 0, "value"], 42)
+    ds.set_field("roles", 0, ["permissions", "manage_bans"], "true")
+    ds.set_field("skills", 0, ["members"], Dataset.REMOVE)
+    ds.set_field("shortcuts", ds.shortcuts[2]["name"], ["tags"], "vip")
+    ds.set_field("triggers", ds.triggers[0]["id"], ["definition", "actions"], "wait")
+    ds.set_field("account", None, ["plan", "price"], "59.00")
+    ds.set_field("routing_settings", None, ["chat_limit", "limit"], "3")
+    if ds.departments[0]["members"]:
+        assert get(f"{s.base_url}/departments").json()[0]["members"][0] == "not-an-int"
+    assert get(f"{s.base_url}/goals").json()[1]["settings"]["conditions"][0]["value"] == 42
+    assert get(f"{s.base_url}/roles").json()[0]["permissions"]["manage_bans"] == "true"
+    assert "members" not in get(f"{s.base_url}/skills").json()[0] and "members" in ds.skills[0]
+    assert get(f"{s.base_url}/shortcuts").json()[2]["tags"] == "vip"
+    assert get(f"{s.base_url}/triggers").json()[0]["definition"]["actions"] == "wait"
+    assert get(f"{s.base_url}/account").json()["plan"]["price"] == "59.00"
+    assert get(f"{s.base_url}/routing_settings/account").json()["data"]["chat_limit"]["limit"] == "3"
+    assert ds.served("account")["plan"]["price"] == "59.00" and ds.account["plan"]["price"] == 59.0
+
+
+def test_set_field_pins_over_mutations_and_rejects_bad_paths(fresh):
+    ds = Dataset.generate(seed=5, chats=60, offline_msgs=5, agents=10, timeline_entries=20, end=OLD, real_shapes=True)
+    s = fresh(ds)
+    cid = ds.chat_ids()[2]
+    ds.set_field("chats", cid, ["tags"], "odd")
+    ds.set_field("chats", cid, ["tags"], 7)  # the same path again replaces the earlier override
+    ds.update_chat(cid, rating="bad")
+    assert ds.chat_ids()[-1] == cid
+    chat = get(f"{s.base_url}/chats/{cid}").json()
+    assert chat["tags"] == 7 and chat["rating"] == "bad"
+    ds.mutate(seed=4)  # reads the chats' own values underneath
+    ds.set_field("triggers", ds.real_shapes["trigger_without_id"], ["enabled"], 1)
+    assert next(t for t in get(f"{s.base_url}/triggers").json() if "id" not in t)["enabled"] == 1
+    agent, start = ds.real_shapes["timeline_start_time_micros"]
+    ds.set_field("agent_timeline", (agent, start), ["status"], None)
+    assert next(e for e in ds.served("agent_timeline") if e["agent_id"] == agent and e["start_time"] == start)["status"] is None
+    whole = ds.chat_ids()[0]
+    ds.set_field("chats", whole, [], {"id": whole})
+    assert get(f"{s.base_url}/incremental/chats", start_time=0, limit=1, fields="chats(*)").json()["chats"] == [{"id": whole}]
+    with pytest.raises(ValueError):
+        ds.set_field("chats", cid, ["visitor", "nope", "deeper"], 1)
+    with pytest.raises(ValueError):
+        ds.set_field("tickets", 0, ["id"], 1)
+    with pytest.raises(KeyError):
+        ds.set_field("agents", "no such agent", ["id"], 1)
+    with pytest.raises(TypeError):
+        ds.set_field("goals", 0, ["name"], object())
+    assert get(f"{s.base_url}/chats/{cid}").json()["tags"] == 7  # a rejected override leaves the others alone
+    ds.clear_fields()
+    assert get(f"{s.base_url}/chats/{cid}").json()["tags"] != 7 and ds.chat(cid) == json.loads(ds.blob(cid))
+    search = get(f"{s.base_url}/chats/search", q="type:chat AND timestamp:[* TO *]").json()
+    assert search["count"] > 0
