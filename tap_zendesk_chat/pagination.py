@@ -91,7 +91,8 @@ def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_a
 
     `next_page` is never null, so the count decides. The cursor of a page is the API's (end_time, end_id)
     when it gives both, else the key of the last record with a readable one (`key_of` gives None for a
-    record without: it is delivered all the same). Records the API puts at or before the cursor (an API
+    record without: it is delivered all the same) unless it is past the envelope's end_time, which then
+    wins (its instant is read again). Records the API puts at or before the cursor (an API
     treating start_id as inclusive) are dropped so a boundary never repeats.
     Paging stops early once the cursor is at or past `stop_at` (the API refuses the last 5 minutes)."""
     while cursor[0] < stop_at:
@@ -109,15 +110,16 @@ def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_a
         records = items[skip:] if skip else items
         new_cursor = cursor
         if records:
-            last = next((key for key in map(key_of, reversed(records)) if key is not None), None)
             end_time, end_id = body.get("end_time"), body.get("end_id")
-            if send_start_id and type(end_time) is int and end_id.__class__ in (int, str) \
-                    and (last is None or end_time >= last[0]):
-                new_cursor = (end_time, end_id)
-            elif last is not None:
-                new_cursor = last
-            elif type(end_time) is int and end_time > cursor[0]:
-                new_cursor = (end_time, None)  # nothing readable: the envelope's time, its instant re-read
+            envelope_time = end_time if type(end_time) is int else None
+            if send_start_id and envelope_time is not None and end_id.__class__ in (int, str):
+                new_cursor = (end_time, end_id)  # the API's own cursor
+            else:
+                last = next((key for key in map(key_of, reversed(records)) if key is not None), None)
+                if last is not None and (envelope_time is None or last[0] <= envelope_time):
+                    new_cursor = last
+                elif envelope_time is not None:
+                    new_cursor = (envelope_time, None)  # no record to trust: the envelope's instant, re-read
         if new_cursor[0] < cursor[0]:  # never backwards, whatever the envelope says
             new_cursor = cursor
         # A full page that does not move the cursor would be asked for again and again.

@@ -1,0 +1,226 @@
+"""What real accounts send, not what our simulator assumed (issue 10): recorded shapes, arbitrary values in
+any field, and same-second orders other than the ids'. No value may kill the run, lose a record, or make
+a RECORD that its SCHEMA refuses (checked with Draft 4 and Draft 7 validators, date-time formats included).
+
+Expected records come from tests/reference_transform.py (which imports nothing from the tap) applied to
+what the simulator serves."""
+import datetime
+import json
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tap_zendesk_chat.discover import build_catalog
+from tap_zendesk_chat.schemas import load_schema
+from tap_zendesk_chat.streams import STREAMS
+from tests.harness import TOKEN, catalog_selecting, make_config, run_tap, validate_records
+from tests.reference_transform import reference_transform
+from tests.simulator import Dataset, Simulator
+
+CHATS_ONLY = catalog_selecting(build_catalog(), {"chats"})
+SCHEMAS = {name: load_schema(name) for name in STREAMS}
+
+
+def served_records(dataset, stream):
+    """What the simulator serves for a stream, as the API's records of that stream."""
+    if stream == "account":
+        return [dataset.served("account")]
+    if stream == "routing_settings":
+        return [dataset.served("routing_settings")]
+    if stream in ("bans", "banned_ips", "banned_visitors"):
+        bans = dataset.served("bans")
+        kinds = {"bans": ("ip_address", "visitor"), "banned_ips": ("ip_address",),
+                 "banned_visitors": ("visitor",)}[stream]
+        out = []
+        for kind in kinds:
+            for ban in bans[kind]:
+                out.append(dict(ban, type=ban.get("type", kind)) if isinstance(ban, dict) and "type" not in ban
+                           else ban)
+        return out
+    return dataset.served(stream)
+
+
+def expected(dataset, stream):
+    """The records the tap must write for a stream: the reference transform of what is served, records
+    without their key left out."""
+    out = [reference_transform(json.loads(json.dumps(r)), SCHEMAS[stream], (), stream, STREAMS[stream].key_properties)
+           for r in served_records(dataset, stream)]
+    return [r for r in out if r is not None]
+
+
+def canonical(records):
+    return sorted(json.dumps(r, sort_keys=True) for r in records)
+
+
+def assert_exact(result, dataset, streams=STREAMS):
+    for stream in streams:
+        assert canonical(result.records(stream)) == canonical(expected(dataset, stream)), stream
+
+
+# -- recorded shapes ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real():
+    dataset = Dataset.generate(seed=44, chats=400, offline_msgs=60, agents=130, timeline_entries=300,
+                               real_shapes=True)
+    with Simulator(dataset, token=TOKEN) as sim:
+        result = run_tap(make_config(sim, agents_page_limit=50, bans_page_limit=60)).assert_ok()
+    return dataset, result
+
+
+def test_every_stream_is_exact_and_valid_on_real_shapes(real):
+    dataset, result = real
+    validate_records(result)
+    assert_exact(result, dataset)
+
+
+def test_a_trigger_without_id_is_reported_and_every_other_record_and_stream_goes_on(real):
+    dataset, result = real
+    name = dataset.real_shapes["trigger_without_id"]
+    assert name not in {t["name"] for t in result.records("triggers")}
+    assert len(result.records("triggers")) == len(dataset.triggers) - 1
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING triggers:")]
+    assert len(warnings) == 1 and "1 records could not be written" in warnings[0] and name in warnings[0]
+    summary = next(line for line in result.stderr.splitlines() if line.split()[1:3] == ["triggers", "done"])
+    assert summary.split()[-1] == "1"
+    assert result.streams == set(STREAMS)
+
+
+def test_numeric_start_times_are_read_as_timestamps(real):
+    dataset, result = real
+    timeline = result.records("agent_timeline")
+    assert len(timeline) == len(dataset.agent_timeline)
+    for name in ("timeline_start_time_seconds", "timeline_start_time_micros"):
+        agent_id, number = dataset.real_shapes[name]
+        micros = number if number > 10 ** 14 else number * 1_000_000
+        when = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=micros)
+        text = when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond:06d}" if when.microsecond else "") + "Z"
+        assert [r for r in timeline if r["agent_id"] == agent_id and r["start_time"] == text], name
+
+
+def test_no_ban_is_dropped_and_the_array_decides_the_table(real):
+    dataset, result = real
+    odd_type, no_type = dataset.real_shapes["ban_type_I"], dataset.real_shapes["ban_type_missing"]
+    ips = {b["id"]: b for b in result.records("banned_ips")}
+    visitors = {b["id"]: b for b in result.records("banned_visitors")}
+    bans = {b["id"]: b for b in result.records("bans")}
+    assert ips[odd_type]["type"] == "I" and odd_type not in visitors and bans[odd_type]["type"] == "I"
+    assert visitors[no_type]["type"] == "visitor" and no_type not in ips
+    assert set(bans) == set(ips) | set(visitors)
+    assert len(bans) == len(dataset.bans["ip_address"]) + len(dataset.bans["visitor"])
+
+
+def test_chats_of_real_shapes_keep_their_values(real):
+    dataset, result = real
+    chats = {c["id"]: c for c in result.records("chats")}
+    history = chats[dataset.real_shapes["chat_long_history"]]["history"]
+    assert len(history) >= 20
+    assert ["Billing", "VIP"] in [event.get("skills_name") for event in history]
+    assert {type(event["msg_id"]) for event in history if event.get("msg_id") is not None} == {int, str}
+    webpath = chats[dataset.real_shapes["chat_webpath_arrays"]]["webpath"]
+    pairs = [item["values"] for item in webpath if "values" in item]
+    assert pairs and all(isinstance(p, list) for p in pairs)
+    assert any(isinstance(p[0], int) and p[1].startswith("http") for p in pairs)
+    conversions = chats[dataset.real_shapes["chat_conversions"]]["conversions"]
+    assert conversions and all(c["timestamp"].endswith("Z") and c["attribution"]["chat_timestamp"].endswith("Z")
+                               for c in conversions)
+    offline = chats[dataset.real_shapes["offline_msg_odd_dates"]]
+    assert offline["type"] == "offline_msg"
+    assert offline["session"]["start_date"].endswith("Z")
+    assert "+00:00" not in offline["session"]["start_date"] + offline["session"]["end_date"]
+    strings = chats[dataset.real_shapes["chat_string_types"]]
+    assert strings["unread"] is True and all(isinstance(a, str) for a in strings["agent_ids"])
+    assert not any("_unexpected_values" in c for c in chats.values()), "a real shape did not fit its schema"
+
+
+def test_account_and_agents_of_real_shapes(real):
+    dataset, result = real
+    (account,) = result.records("account")
+    assert "unlimited" in account["plan"].values()
+    agents = {a["id"]: a for a in result.records("agents")}
+    assert agents[dataset.real_shapes["agent_int_enabled"]]["enabled"] is False
+
+
+# -- the API's order within a second is its own ------------------------------------------------------------------
+@pytest.mark.parametrize("order", ["reversed", "scrambled"])
+@pytest.mark.parametrize("inclusive", [False, True], ids=["exclusive start_id", "inclusive start_id"])
+def test_chats_sharing_a_second_in_the_apis_own_order_sync_exactly(simulator, order, inclusive):
+    dataset = Dataset.generate(seed=2, chats=300, offline_msgs=0, same_second_chats=2200, timeline_entries=0,
+                               same_second_order=order)
+    sim = simulator(dataset, start_id_inclusive=inclusive)
+    first = run_tap(make_config(sim), catalog=CHATS_ONLY, timeout=120).assert_ok()
+    ids = [c["id"] for c in first.records("chats")]
+    assert len(ids) == len(set(ids)) == 2500 and set(ids) == set(dataset.chat_ids())
+    assert sim.count("incremental/chats") == math.ceil((2500 + 1) / 1000)
+
+    changes = dataset.mutate(seed=5)
+    changed = set(changes["updated_chats"]) | set(changes["new_chats"]) | set(changes["deleted_chats"])
+    second = run_tap(make_config(sim), catalog=CHATS_ONLY, state=first.last_state, timeout=120).assert_ok()
+    got = [c["id"] for c in second.records("chats")]
+    assert set(got) == changed and len(got) == len(changed)
+    third = run_tap(make_config(sim), catalog=CHATS_ONLY, state=second.last_state).assert_ok()
+    assert third.records("chats") == []
+
+
+# -- any value in any field -------------------------------------------------------------------------------------
+SCALARS = (st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats(allow_nan=False, allow_infinity=False)
+           | st.text(max_size=10) | st.sampled_from(["2017-04-24T12:43:37+00:00Z", "unlimited", "0", "", "NaN"]))
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+# Which record of a stream a change goes to (by index), and the streams whose ids page the walk: a
+# different integer id there is a different record, not an odd value.
+TABLES = ("chats", "agent_timeline", "agents", "bans.ip_address", "bans.visitor", "departments", "goals", "roles",
+          "skills", "shortcuts", "triggers", "account", "routing_settings")
+ID_PAGED = ("agents", "bans.ip_address", "bans.visitor")
+SCHEMA_OF = {"bans.ip_address": "banned_ips", "bans.visitor": "banned_visitors"}
+
+
+def field_paths(schema, prefix=(), depth=0):
+    """Every declared field path of a schema (array items as index 0), and a few undeclared ones."""
+    paths = []
+    for key, sub in (schema.get("properties") or {}).items():
+        path = prefix + (key,)
+        paths.append(path)
+        if depth < 2 and isinstance(sub, dict):
+            if isinstance(sub.get("properties"), dict):
+                paths += field_paths(sub, path, depth + 1)
+            items = sub.get("items")
+            if isinstance(items, dict):
+                paths.append(path + (0,))
+                if isinstance(items.get("properties"), dict):
+                    paths += field_paths(items, path + (0,), depth + 1)
+    return paths + [prefix + ("brand_new_field",)]
+
+
+@st.composite
+def changes(draw):
+    out = []
+    for _ in range(draw(st.integers(8, 24))):
+        table = draw(st.sampled_from(TABLES))
+        schema = SCHEMAS[SCHEMA_OF.get(table, table)]
+        path = draw(st.sampled_from(field_paths(schema)))
+        value = draw(JSON)
+        if table in ID_PAGED and path == ("id",) and type(value) is int:
+            value = str(value)
+        out.append((table, draw(st.integers(0, 4)), list(path), value))
+    return out
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(edits=changes())
+def test_any_value_in_any_field_of_any_stream(edits):
+    dataset = Dataset.generate(seed=9, chats=25, offline_msgs=5, agents=12, ip_bans=6, visitor_bans=6, departments=3,
+                               goals=2, roles=2, skills=2, shortcuts=3, triggers=3, timeline_entries=15,
+                               history_events=3, real_shapes=True)
+    for table, index, path, value in edits:
+        try:
+            dataset.set_field(table, index, path, value, by="index")
+        except (IndexError, KeyError, TypeError, ValueError):
+            pass  # a path through a value that is not a container of that kind: nothing to set
+    with Simulator(dataset, token=TOKEN) as sim:
+        result = run_tap(make_config(sim, agents_page_limit=5, bans_page_limit=5), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    validate_records(result)
+    assert_exact(result, dataset)
