@@ -91,7 +91,7 @@ def tap_command(config, catalog=None, state=None, args=(), workdir=None):
 
 def parse_messages(stdout):
     messages = []
-    for line in stdout.splitlines():
+    for line in stdout.split("\n"):  # Singer lines end at \n only; a value may hold \x85 or \u2028
         if line.strip():
             messages.append(json.loads(line))
     return messages

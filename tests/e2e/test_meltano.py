@@ -76,7 +76,7 @@ def test_the_loader_and_the_schedule():
 
 
 def read_outputs(directory):
-    return {path.stem: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {path.stem: [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
             for path in directory.glob("*.jsonl")}
 
 

@@ -8,7 +8,7 @@ from tests.simulator import Simulator
 
 
 def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
 
 
 def test_full_sync_into_target_jsonl(tmp_path):

@@ -72,7 +72,7 @@ def test_odd_values_through_target_jsonl(tmp_path):
         result = run_pipeline(make_config(sim), target, {"destination_path": str(out), "do_timestamp_file": False},
                               workdir=tmp_path / "run")
     result.assert_ok()
-    files = {path.stem: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    files = {path.stem: [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
              for path in out.glob("*.jsonl")}
     assert {name: len(rows) for name, rows in files.items()} == expected_rows(dataset)
     for stream, index, path, value, table in ODD:

@@ -72,7 +72,7 @@ class PipelineResult:
     @property
     def target_states(self):
         """The STATE values the target emitted (it emits one once the data before it is safe)."""
-        return [json.loads(line) for line in self.target_stdout.splitlines() if line.strip()]
+        return [json.loads(line) for line in self.target_stdout.split("\n") if line.strip()]
 
     @property
     def last_state(self):

@@ -9,7 +9,7 @@ import json
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tap_zendesk_chat.discover import build_catalog
@@ -166,6 +166,7 @@ def test_chats_sharing_a_second_in_the_apis_own_order_sync_exactly(simulator, or
 # -- any value in any field -------------------------------------------------------------------------------------
 SCALARS = (st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats(allow_nan=False, allow_infinity=False)
            | st.text(max_size=10) | st.sampled_from(["2017-04-24T12:43:37+00:00Z", "unlimited", "0", "", "NaN"]))
+SCALARS |= st.sampled_from(["line\x85break", "sep\u2028arator", "tab\there", "quote\"d", "é ü 漢"])
 JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
 # Which record of a stream a change goes to (by index), and the streams whose ids page the walk: a
@@ -207,7 +208,9 @@ def changes(draw):
     return out
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# Each example is a whole sync; a failure is reported as drawn (shrinking would take minutes).
+@settings(max_examples=6, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(edits=changes())
 def test_any_value_in_any_field_of_any_stream(edits):
     dataset = Dataset.generate(seed=9, chats=25, offline_msgs=5, agents=12, ip_bans=6, visitor_bans=6, departments=3,
@@ -224,3 +227,33 @@ def test_any_value_in_any_field_of_any_stream(edits):
     assert "Traceback" not in result.stderr
     validate_records(result)
     assert_exact(result, dataset)
+
+
+# -- one stream failing for good ---------------------------------------------------------------------------------
+def test_streams_failing_for_good_do_not_stop_the_others(simulator):
+    """goals answers 404 and agents 403 for good: both are reported, agents keeps the bookmark it came with
+    (the next run resumes it), every other stream is synced, and the exit code says the run was not whole."""
+    dataset = Dataset.generate(seed=5, chats=50, offline_msgs=5, timeline_entries=20)
+    sim = simulator(dataset)
+    sim.inject("500", times=100, path="goals", status=404)
+    sim.inject("500", times=100, path="agents", status=403)
+    state = {"state_version": 2, "bookmarks": {"agents": {"version": 1700000000000, "since_id": 360000000000}}}
+    result = run_tap(make_config(sim), state=state)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.streams == set(STREAMS) - {"goals", "agents"}
+    assert_exact(result, dataset, set(STREAMS) - {"goals", "agents"})
+    critical = [line for line in result.stderr.splitlines() if line.startswith("CRITICAL")]
+    assert len(critical) == 1 and "2 stream(s) failed" in critical[0]
+    assert "agents" in critical[0] and "goals" in critical[0] and "HTTP 404" in critical[0]
+    assert result.last_state["bookmarks"]["agents"] == state["bookmarks"]["agents"]
+    assert "goals" not in result.last_state["bookmarks"]
+    assert sim.count("goals") == 1 and sim.count("agents") == 1  # a 4xx is not retried
+    validate_records(result)
+
+
+def test_account_403_stays_a_normal_skip(simulator):
+    sim = simulator(Dataset.generate(seed=5, chats=20, offline_msgs=2, timeline_entries=5), integrated_account=True)
+    result = run_tap(make_config(sim)).assert_ok()
+    assert result.streams == set(STREAMS) - {"account"}
+    assert "account: skipped" in result.stderr
