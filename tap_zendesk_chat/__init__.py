@@ -8,16 +8,17 @@ import threading
 import singer
 
 from tap_zendesk_chat import about, state
-from tap_zendesk_chat.client import ApiError, Client, Interrupted
-from tap_zendesk_chat.config import ConfigError, load_config, read_json_file, save_refresh_token
-from tap_zendesk_chat.discover import discover, load_catalog, select_all
+from tap_zendesk_chat.client import Client
+from tap_zendesk_chat.errors import ConfigError, Interrupted, TapError
+from tap_zendesk_chat.config import load_config, read_json_file, save_refresh_token
+from tap_zendesk_chat.discover import discover_catalog, load_catalog, select_all
 from tap_zendesk_chat.messages import MessageWriter
 from tap_zendesk_chat.report import install_redaction
 from tap_zendesk_chat.streams import STREAMS
 from tap_zendesk_chat.sync import Sync
 
 LOGGER = singer.get_logger()
-EXIT_API, EXIT_INPUT, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
 def parse_args(argv):
@@ -64,12 +65,12 @@ def run(args):
             selected = load_catalog(args.catalog or args.properties) if (args.catalog or args.properties) \
                 else select_all()
             raw_state = read_json_file(args.state, "state") if args.state else None
-            current, notes = state.upgrade_state(raw_state, set(STREAMS))
+            current, notes = state.upgrade_state(raw_state, STREAMS)
             for note in notes:
                 LOGGER.info(note)
     except ConfigError as exc:
         LOGGER.critical(str(exc))
-        return EXIT_INPUT
+        return exc.exit_code
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
@@ -77,7 +78,7 @@ def run(args):
     writer = MessageWriter()
     try:
         if args.discover:
-            catalog = discover(client, LOGGER)
+            catalog = discover_catalog(client, LOGGER)
             sys.stdout.write(json.dumps(catalog, indent=2) + "\n")
             sys.stdout.flush()
             return 0
@@ -88,11 +89,8 @@ def run(args):
         return 0
     except Interrupted:
         return EXIT_SIGINT if received and received[0] == signal.SIGINT else EXIT_SIGTERM
-    except ApiError as exc:
+    except TapError as exc:  # the API failed for good, or input found bad only once the sync reads it
         LOGGER.critical(str(exc))
-        return EXIT_API
-    except ConfigError as exc:  # input found bad only once the sync reads it
-        LOGGER.critical(str(exc))
-        return EXIT_INPUT
+        return exc.exit_code
     finally:
         client.close()

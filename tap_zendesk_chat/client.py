@@ -1,6 +1,6 @@
-"""The one HTTP client: session, auth, timeouts, budget, retries, error mapping. Only this module sleeps."""
+"""The one HTTP client: session, timeouts, budget, one retry loop, error mapping. Only this module sleeps.
+The token itself is auth.Authenticator's; the error types are errors.py's."""
 import collections
-import dataclasses
 import datetime
 import email.utils
 import threading
@@ -15,47 +15,13 @@ import singer
 from singer import metrics
 
 from tap_zendesk_chat import fastjson
-from tap_zendesk_chat.report import add_secret
+from tap_zendesk_chat.auth import PREREQUISITES, Authenticator
+from tap_zendesk_chat.errors import ApiError, AuthError, EndpointError, ForbiddenError, Interrupted, api_message
 
 LOGGER = singer.get_logger()
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 MAX_BACKOFF = 60.0  # longest wait between retries of our own choosing (Retry-After may ask for more)
-PREREQUISITES = ("The tap needs a Zendesk Chat OAuth token (Chat dashboard → Settings → Account → API → Add API "
-                 "client; Support API tokens do not work), authorized by a user with Owner permissions, on a plan "
-                 "with REST API access (Advanced/Premium or the Suite equivalents).")
-
-
-class ApiError(Exception):
-    """A request failed for good; the message names the endpoint and what to do.
-
-    `endpoint_only`: the failure is one endpoint's (it answers 4xx for good, or a body the tap cannot
-    use): the run goes on with the other streams. Otherwise (the token, the network) the run stops."""
-
-    endpoint_only = False
-
-
-class AuthError(ApiError):
-    """401: the token is invalid, expired or revoked."""
-
-
-class EndpointError(ApiError):
-    """4xx other than 401 and 429: this endpoint is not available to the account as configured."""
-
-    endpoint_only = True
-
-
-class ForbiddenError(EndpointError):
-    """403: the plan or the permissions do not allow this endpoint."""
-
-
-class UnexpectedResponseError(ApiError):
-    """The API answered 200 with something the tap cannot use safely."""
-
-    endpoint_only = True
-
-
-class Interrupted(Exception):
-    """SIGTERM/SIGINT arrived: stop at the next safe point."""
+TOKEN_ENDPOINT = "OAuth token endpoint"  # how the token endpoint is named in logs and counters
 
 
 class _Retry(Exception):
@@ -63,18 +29,6 @@ class _Retry(Exception):
         super().__init__(reason)
         self.reason = reason
         self.wait = wait
-
-
-def _api_message(response):
-    """The API's own error text, short, from a JSON body of {"error", "description"}."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason or ""
-    if isinstance(body, dict):
-        parts = [str(body[k]) for k in ("error", "description", "message") if body.get(k)]
-        return ": ".join(parts)[:300]
-    return ""
 
 
 def gunzip(data):
@@ -115,9 +69,8 @@ class Client:
 
     def __init__(self, config, stop_event=None, save_refresh_token=None):
         self.config = config
-        self._save_refresh_token = save_refresh_token  # token -> None, or why it could not be saved
+        self.auth = Authenticator(config, save_refresh_token)
         self.root = config.api_root
-        self._token = config.access_token
         self._stop = stop_event or threading.Event()
         self._sent = collections.deque()
         self._session = None
@@ -140,7 +93,7 @@ class Client:
         """GET a path under the API root and return the body as `decode(bytes)` gives it.
 
         `decode` raises ValueError for a body that is not JSON; that is retried like a cut-off body."""
-        return self._request(path, f"{self.root}/{path}", params, decode)
+        return self._request(path, params, decode)
 
     def sleep(self, seconds):
         """Wait, but wake at once (raising Interrupted) when a stop was asked for."""
@@ -163,74 +116,54 @@ class Client:
         self._sent.append(time.monotonic())
 
     def _ensure_token(self):
-        if self._token is None:
-            self._obtain_token()
+        if self.auth.token is None:
+            self.auth.obtain(self._post_token)
 
-    def _obtain_token(self):
-        cfg = self.config
-        data = {"client_id": cfg.client_id, "client_secret": cfg.client_secret, "scope": "read"}
-        if cfg.refresh_token:
-            data.update(grant_type="refresh_token", refresh_token=cfg.refresh_token)
-        else:
-            data["grant_type"] = "client_credentials"
-        # A token endpoint that is down for a moment must not end a run that only needed a renewal.
-        delays = backoff.expo(base=2, factor=1, max_value=min(MAX_BACKOFF, cfg.max_retry_wait))
-        next(delays)
-        for attempt in range(1, cfg.max_retries + 2):
+    def _post_token(self, url, data):
+        """The token endpoint, through the same retry loop as the API (its failures are AuthErrors)."""
+        def attempt():
+            self.requests_by_endpoint[TOKEN_ENDPOINT] += 1
             try:
-                response = self.session.post(cfg.token_url, data=data, timeout=cfg.request_timeout,
+                response = self.session.post(url, data=data, timeout=self.config.request_timeout,
                                              allow_redirects=False)
-                failure = f"HTTP {response.status_code}" if response.status_code in RETRYABLE_STATUS | {429} else None
             except requests.RequestException as exc:
-                response, failure = None, type(exc).__name__
-            if failure is None or attempt > cfg.max_retries:
-                break
-            wait = next(delays)
-            LOGGER.warning("OAuth token endpoint: %s; retry %d of %d in %.1f s", failure, attempt, cfg.max_retries, wait)
-            self.sleep(wait)
-        if response is None:
-            raise AuthError(f"Could not reach the OAuth token endpoint {cfg.token_url}: {failure}.")
-        body = {}
+                raise _Retry(f"connection failed ({type(exc).__name__})") from None
+            if response.status_code == 429:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                raise _Retry("rate limited (429)" + (f", Retry-After {wait:g} s" if wait is not None else ""), wait)
+            if response.status_code in RETRYABLE_STATUS:
+                raise _Retry(f"HTTP {response.status_code}")
+            return response
         try:
-            body = response.json()
-        except ValueError:
-            pass
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if response.status_code != 200 or not isinstance(token, str) or not token:
-            raise AuthError(
-                f"The OAuth token endpoint {cfg.token_url} refused to issue an access token "
-                f"({data['grant_type']} grant, HTTP {response.status_code} {_api_message(response)}). "
-                "Check client_id, client_secret and refresh_token. " + PREREQUISITES)
-        rotated = body.get("refresh_token")
-        if cfg.refresh_token and isinstance(rotated, str) and rotated and rotated != cfg.refresh_token:
-            self._refresh_token_rotated(rotated)
-        add_secret(token)
-        self._token = token
-        LOGGER.info("Obtained a new access token (%s grant)", data["grant_type"])
+            return self._retrying(TOKEN_ENDPOINT, attempt)
+        except ApiError as exc:
+            reason = str(exc).removeprefix(f"{TOKEN_ENDPOINT}: ")
+            raise AuthError(f"Could not reach the OAuth token endpoint {url}: {reason}") from None
 
-    def _refresh_token_rotated(self, token):
-        """The old refresh token may be dead now: use the new one, and keep it for the next run."""
-        add_secret(token)
-        self.config = dataclasses.replace(self.config, refresh_token=token)
-        problem = self._save_refresh_token(token) if self._save_refresh_token else "no config file to write to"
-        if problem is None:
-            LOGGER.info("The token endpoint issued a new refresh token; saved it in the config file for the next run")
-        else:
-            LOGGER.warning("The token endpoint issued a new refresh token, used for this run; it could not be saved in "
-                           "the config file (%s). If the old one stops working, the next run needs a new refresh "
-                           "token.", problem)
-
-    def _request(self, endpoint, url, params, decode=fastjson.loads):
+    def _request(self, endpoint, params, decode):
+        url = f"{self.root}/{endpoint}"
         self._ensure_token()
+        try:
+            return self._retrying(endpoint, lambda: self._send_once(endpoint, url, params, decode))
+        except AuthError:
+            if not self.auth.can_renew:
+                raise
+            LOGGER.info("%s: the access token was refused; obtaining a new one", endpoint)
+            self.auth.obtain(self._post_token)
+            return self._retrying(endpoint, lambda: self._send_once(endpoint, url, params, decode))
+
+    def _retrying(self, endpoint, attempt):
+        """The one retry loop: the request budget before each try, then `attempt()` until it returns; a
+        _Retry waits (Retry-After when the API gave one, else backoff) and counts, up to max_retries."""
         delays = backoff.expo(base=2, factor=1, max_value=min(MAX_BACKOFF, self.config.max_retry_wait))
         next(delays)  # backoff's generators start with a None priming value
-        attempts, refreshed = 0, False
+        attempts = 0
         while True:
             if self._stop.is_set():
                 raise Interrupted()
             self._wait_for_budget()
             try:
-                return self._send_once(endpoint, url, params, decode)
+                return attempt()
             except _Retry as retry:
                 attempts += 1
                 self.retries_by_endpoint[endpoint] += 1
@@ -246,16 +179,10 @@ class Client:
                 LOGGER.warning("%s: %s; retry %d of %d in %.1f s", endpoint, retry.reason, attempts,
                                self.config.max_retries, wait)
                 self.sleep(wait)
-            except AuthError:
-                if refreshed or not self.config.can_obtain_tokens:
-                    raise
-                refreshed = True
-                LOGGER.info("%s: the access token was refused; obtaining a new one", endpoint)
-                self._obtain_token()
 
     def _send_once(self, endpoint, url, params, decode):
         self.requests_by_endpoint[endpoint] += 1
-        headers = {"Authorization": f"Bearer {self._token}"}
+        headers = self.auth.headers()
         with metrics.http_request_timer(endpoint) as timer:
             timer.tags[metrics.Tag.http_status_code] = 0
             try:
@@ -286,11 +213,11 @@ class Client:
                 wait = parse_retry_after(response.headers.get("Retry-After"))
                 raise _Retry("rate limited (429)" + (f", Retry-After {wait:g} s" if wait is not None else ""), wait)
             if status in RETRYABLE_STATUS:
-                raise _Retry(f"HTTP {status} {_api_message(response)}".rstrip())
+                raise _Retry(f"HTTP {status} {api_message(response)}".rstrip())
             raise self._permanent_error(endpoint, response)
 
     def _permanent_error(self, endpoint, response):
-        status, message = response.status_code, _api_message(response)
+        status, message = response.status_code, api_message(response)
         where = urllib.parse.urlsplit(response.url)._replace(query="", fragment="").geturl()
         if status == 401:
             return AuthError(f"{endpoint}: the API rejected the access token (HTTP 401 {message}). The token is "
@@ -298,10 +225,10 @@ class Client:
         if status == 403:
             return ForbiddenError(f"{endpoint}: access denied (HTTP 403 {message}). The account's plan or the "
                                   "token's user does not allow this endpoint: the user who authorized the token must "
-                                  "be an Owner and the plan must include REST API access.")
+                                  "be an Owner and the plan must include REST API access.", status)
         if 300 <= status < 400:
             return ApiError(f"{endpoint}: the API answered a redirect (HTTP {status}) from {where}; the tap does not "
                             "follow redirects, to keep the token on the API host. Check subdomain/base_url.")
         if 400 <= status < 500:
-            return EndpointError(f"{endpoint}: HTTP {status} from {where}: {message or 'no message'}.")
+            return EndpointError(f"{endpoint}: HTTP {status} from {where}: {message or 'no message'}.", status)
         return ApiError(f"{endpoint}: HTTP {status} from {where}: {message or 'no message'}.")

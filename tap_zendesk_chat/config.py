@@ -1,4 +1,10 @@
-"""The validated config: defaults, start_date, the API root from subdomain or base_url."""
+"""The validated config, from one table: SETTINGS.
+
+Each `Setting` declares one key of the config file: its kind, default, range, when it is required, whether
+it is a secret or a legacy key (accepted and ignored), and, for what a range cannot say, a small named check.
+From the table come the `Config` dataclass (a field per setting that is not legacy), `parse_config` (coercion,
+ranges, required-unless rules, the unknown-key hint, every problem at once) and `--about` (about.py).
+CONTRIBUTING.md says how to add a setting."""
 import dataclasses
 import datetime as dt
 import difflib
@@ -7,81 +13,172 @@ import os
 import re
 import tempfile
 import urllib.parse
+from typing import Callable
 
+from tap_zendesk_chat.errors import ConfigError
 from tap_zendesk_chat.dates import format_datetime, parse_datetime, utcnow
 
 DEFAULT_TOKEN_URL = "https://www.zopim.com/oauth2/token"
-
-
-class ConfigError(Exception):
-    """The config cannot be used; the message says what to change."""
+# The Python type of a value of each kind, once parsed (Config's field types).
+KINDS = {"string": str, "integer": int, "number": float, "boolean": bool, "date_iso8601": dt.datetime}
+# Keys that orchestrators add to a tap's config on their own.
+PLATFORM_KEYS = frozenset({"tap_id", "frequency_in_minutes", "auth_type", "anchor_time"})
 
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
+    """One key of the config. Only name, kind and description are needed: the rest make an optional setting
+    with no default, no range and no rule."""
     name: str
-    kind: str  # string, integer, number, boolean, date_iso8601
-    default: object
-    description: str
-    secret: bool = False
-    required: bool = False
+    kind: str                      # a key of KINDS; strings are stripped, dates parsed, numbers read from strings
+    default: object = None         # the value when absent, as --about shows it
+    description: str = ""          # --about's description (README and meltano.yml repeat it)
+    secret: bool = False           # kept out of logs and repr; Config.secrets holds the values given
+    required: bool = False         # required, with no alternative
+    required_unless: tuple = ()    # required unless every one of these settings is given
+    alternative: str = ""          # that alternative in words ("'base_url' is given" when left empty)
+    example: str = ""              # what to write, in the "is required" message
+    needs: tuple = ()              # when this setting is given, these must be given too
+    low: float | None = None       # range, both ends included (None: no bound)
+    high: float | None = None
+    legacy: str = ""               # a legacy key: accepted, checked for its kind, then ignored, and this note is
+                                   # logged after its quoted name; not a field of Config
+    check: Callable | None = None  # check(name, value, context) -> the value Config gets; for what a range cannot
+                                   # say; reports with context.problem(...)
+    default_from: Callable | None = None  # default_from(context) -> the value Config gets when absent, for a
+                                          # default that depends on the run (now, the version)
+
+    @property
+    def unless(self):
+        """The alternative that makes this setting optional, in words (empty when there is none)."""
+        if not self.required_unless:
+            return ""
+        verb = "is" if len(self.required_unless) == 1 else "are"
+        return self.alternative or f"{_names(self.required_unless)} {verb} given"
+
+    @property
+    def missing_message(self):
+        example = f" ({self.example})" if self.example else ""
+        unless = f", unless {self.unless}" if self.unless else ""
+        return f"'{self.name}' is required{example}{unless}"
+
+    @property
+    def has_range(self):
+        return self.low is not None or self.high is not None
+
+    def out_of_range(self, value):
+        """The problem with `value` against low/high, or None."""
+        if (self.low is None or self.low <= value) and (self.high is None or value <= self.high):
+            return None
+        if self.low is not None and self.high is not None:
+            return f"'{self.name}' must be between {self.low} and {self.high}, not {value}"
+        if self.low is not None:
+            return f"'{self.name}' must be at least {self.low}, not {value}"
+        return f"'{self.name}' must be at most {self.high}, not {value}"
 
 
-SETTINGS = (
-    Setting("access_token", "string", None, "Chat OAuth access token (Chat dashboard → Settings → Account → API). "
-            "Required unless client_id and client_secret (and optionally refresh_token) are given.", secret=True),
-    Setting("subdomain", "string", None, "Your Zendesk subdomain: `acme` for acme.zendesk.com. Required unless base_url is given."),
-    Setting("start_date", "date_iso8601", None, "Earliest data to replicate (RFC 3339 or YYYY-MM-DD). Default: one year before the run."),
-    Setting("base_url", "string", None, "API root override, e.g. https://www.zopim.com/api/v2 (legacy host) or a proxy."),
-    Setting("user_agent", "string", None, "User-Agent header to send (default: tap-zendesk-chat/<version>)."),
-    Setting("request_timeout", "number", 60.0, "Seconds to wait for a connection or a response before retrying."),
-    Setting("max_requests_per_minute", "integer", 200, "Client-side request budget; keeps a healthy run free of 429s."),
-    Setting("agents_page_limit", "integer", 100, "Page size for /agents (1-100; the API rejects larger pages)."),
-    Setting("bans_page_limit", "integer", 500, "Page size for /bans (1-1000)."),
-    Setting("max_retries", "integer", 8, "Retries of one request on 429, 5xx, timeouts, resets and broken bodies."),
-    Setting("max_retry_wait", "number", 300.0, "Longest wait before one retry, in seconds; a longer Retry-After is capped to it."),
-    Setting("activate_version", "boolean", True, "Write versioned records and ACTIVATE_VERSION for full-table streams, "
-            "so targets can drop rows deleted upstream."),
-    Setting("refresh_token", "string", None, "OAuth refresh token; with client_id/client_secret the tap renews expired access tokens.", secret=True),
-    Setting("client_id", "string", None, "OAuth client id of your Chat API client."),
-    Setting("client_secret", "string", None, "OAuth client secret of your Chat API client.", secret=True),
-    Setting("token_url", "string", DEFAULT_TOKEN_URL, "OAuth token endpoint."),
-    Setting("chat_search_interval_days", "integer", None, "Older tap's setting; accepted and no longer needed."),
-    Setting("chats_full_sync_days", "integer", None, "Older tap's setting; accepted and no longer needed."),
-)
-_BY_NAME = {s.name: s for s in SETTINGS}
-LEGACY_KEYS = ("chat_search_interval_days", "chats_full_sync_days")
-# Keys that orchestrators add to a tap's config on their own.
-PLATFORM_KEYS = frozenset({"tap_id", "frequency_in_minutes", "auth_type", "anchor_time"})
-_SUBDOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z", re.IGNORECASE)
+def _names(names):
+    return " and ".join(f"'{n}'" for n in names)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    api_root: str
-    start_date: dt.datetime
-    access_token: str | None
-    user_agent: str
-    request_timeout: float
-    max_requests_per_minute: int
-    agents_page_limit: int
-    bans_page_limit: int
-    max_retries: int
-    max_retry_wait: float
-    activate_version: bool
-    refresh_token: str | None
-    client_id: str | None
-    client_secret: str | None
-    token_url: str
-    notes: tuple = ()
+class Context:
+    """What a check or a default_from sees: every value given (coerced), the time of the run, the tap's version;
+    problem() adds to the problems reported together."""
+    values: dict
+    now: dt.datetime
+    version: str
+    problems: list
 
-    @property
-    def secrets(self):
-        return tuple(v for v in (self.access_token, self.refresh_token, self.client_secret) if v)
+    def problem(self, text):
+        self.problems.append(text)
 
-    @property
-    def can_obtain_tokens(self):
-        return bool(self.client_id and self.client_secret)
+
+# -- what a range cannot say: the checks (check=) and run-dependent defaults (default_from=) of SETTINGS --
+_SUBDOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z", re.IGNORECASE)
+
+
+def zendesk_subdomain(name, value, context):
+    """Only the name before .zendesk.com, lowercased; unused (None) when base_url is given."""
+    if "base_url" in context.values:
+        return None
+    if "." in value or "/" in value or ":" in value:
+        guess = re.sub(r"^[a-z]+://", "", value, flags=re.IGNORECASE).split(".")[0]
+        context.problem(f"'{name}' must be only the name before .zendesk.com: write \"{guess}\", not {value!r}")
+    elif not _SUBDOMAIN.match(value):
+        context.problem(f"'{name}' {value!r} is not a valid Zendesk subdomain (letters, digits and hyphens)")
+    return value.lower()
+
+
+def not_in_the_future(name, value, context):
+    if value > context.now:
+        context.problem(f"'{name}' {format_datetime(value)} is in the future")
+    return value
+
+
+def a_year_before_the_run(context):
+    return context.now - dt.timedelta(days=365)
+
+
+def http_url(name, value, context):
+    """A plain http(s) URL without credentials, query or fragment, without its trailing slashes."""
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        context.problem(f"'{name}' must be an http(s) URL such as https://acme.zendesk.com/api/v2/chat, not {value!r}")
+    elif parts.username or parts.password or parts.query or parts.fragment:
+        context.problem(f"'{name}' must not carry credentials, a query or a fragment")
+    return value.rstrip("/")
+
+
+def tap_user_agent(context):
+    return f"tap-zendesk-chat/{context.version}"
+
+
+_NO_LONGER_NEEDED = ("is a setting of the older tap and is no longer needed: chats are read from the incremental "
+                     "export, which catches every change without search windows or periodic full syncs.")
+
+SETTINGS = (
+    Setting("access_token", "string", None, "Chat OAuth access token (Chat dashboard → Settings → Account → API). "
+            "Required unless client_id and client_secret (and optionally refresh_token) are given.", secret=True,
+            required_unless=("client_id", "client_secret"), example="a Chat OAuth token",
+            alternative="'client_id' and 'client_secret' (and optionally 'refresh_token') are given "
+                        "so the tap can obtain one"),
+    Setting("subdomain", "string", None, "Your Zendesk subdomain: `acme` for acme.zendesk.com. Required unless base_url is given.",
+            required_unless=("base_url",), example='e.g. "acme" for acme.zendesk.com', check=zendesk_subdomain),
+    Setting("start_date", "date_iso8601", None, "Earliest data to replicate (RFC 3339 or YYYY-MM-DD). Default: one year before the run.",
+            check=not_in_the_future, default_from=a_year_before_the_run),
+    Setting("base_url", "string", None, "API root override, e.g. https://www.zopim.com/api/v2 (legacy host) or a proxy.",
+            check=http_url),
+    Setting("user_agent", "string", None, "User-Agent header to send (default: tap-zendesk-chat/<version>).",
+            default_from=tap_user_agent),
+    Setting("request_timeout", "number", 60.0, "Seconds to wait for a connection or a response before retrying.",
+            low=1, high=3600),
+    Setting("max_requests_per_minute", "integer", 200, "Client-side request budget; keeps a healthy run free of 429s.",
+            low=1, high=100000),
+    Setting("agents_page_limit", "integer", 100, "Page size for /agents (1-100; the API rejects larger pages).",
+            low=1, high=100),
+    Setting("bans_page_limit", "integer", 500, "Page size for /bans (1-1000).", low=1, high=1000),
+    Setting("max_retries", "integer", 8, "Retries of one request on 429, 5xx, timeouts, resets and broken bodies.",
+            low=0, high=100),
+    Setting("max_retry_wait", "number", 300.0, "Longest wait before one retry, in seconds; a longer Retry-After is capped to it.",
+            low=0, high=86400),
+    Setting("activate_version", "boolean", True, "Write versioned records and ACTIVATE_VERSION for full-table streams, "
+            "so targets can drop rows deleted upstream."),
+    Setting("refresh_token", "string", None, "OAuth refresh token; with client_id/client_secret the tap renews expired access tokens.",
+            secret=True, needs=("client_id", "client_secret")),
+    Setting("client_id", "string", None, "OAuth client id of your Chat API client."),
+    Setting("client_secret", "string", None, "OAuth client secret of your Chat API client.", secret=True),
+    Setting("token_url", "string", DEFAULT_TOKEN_URL, "OAuth token endpoint.", check=http_url),
+    Setting("chat_search_interval_days", "integer", None, "Older tap's setting; accepted and no longer needed.",
+            legacy=_NO_LONGER_NEEDED),
+    Setting("chats_full_sync_days", "integer", None, "Older tap's setting; accepted and no longer needed.",
+            legacy=_NO_LONGER_NEEDED),
+)
+LEGACY_KEYS = tuple(s.name for s in SETTINGS if s.legacy)
 
 
 def read_json_file(path, what):
@@ -132,12 +229,26 @@ def load_config(path, version="1.0.0"):
     return parse_config(read_json_file(path, "config"), version)
 
 
-def _coerce(name, kind, value, problems):
-    """Accept the typed value or its string form (UIs and env vars pass strings)."""
+def _coerce(setting, value, problems):
+    """The value of `setting`'s kind, from the typed value or its string form (UIs and env vars pass strings).
+    None when absent (null, or a string left empty once stripped) or wrong, which adds to `problems`."""
+    name, kind = setting.name, setting.kind
+    if value is None:
+        return None
     if kind in ("string", "date_iso8601"):
-        if isinstance(value, str):
-            return value.strip()
-        problems.append(f"'{name}' must be a string, not {json.dumps(value)}")
+        if not isinstance(value, str):
+            problems.append(f"'{name}' must be a string, not {json.dumps(value)}")
+            return None
+        value = value.strip()
+        if not value or kind == "string":
+            return value or None
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            problems.append(f"'{name}' {value!r} is not a date; use RFC 3339 (2024-01-31T00:00:00Z) "
+                            "or a plain date (2024-01-31)")
+    elif value == "":
+        return None
     elif kind == "integer":
         if isinstance(value, bool):
             problems.append(f"'{name}' must be a whole number, not {json.dumps(value)}")
@@ -167,114 +278,130 @@ def _coerce(name, kind, value, problems):
     return None
 
 
-def _check_range(values, name, low, high, problems):
-    value = values.get(name)
-    if value is not None and not low <= value <= high:
-        problems.append(f"'{name}' must be between {low} and {high}, not {value}")
+# Config's own attributes besides its fields: no setting may take these names.
+_RESERVED = frozenset({"notes", "api_root", "secrets", "can_obtain_tokens", "SETTINGS"})
 
 
-def _check_url(name, value, problems):
-    try:
-        parts = urllib.parse.urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.append(f"'{name}' must be an http(s) URL such as https://acme.zendesk.com/api/v2/chat, not {value!r}")
-        return None
-    if parts.username or parts.password or parts.query or parts.fragment:
-        problems.append(f"'{name}' must not carry credentials, a query or a fragment")
-        return None
-    return value.rstrip("/")
+def check_table(settings):
+    """Raise ValueError when the table contradicts itself (run on SETTINGS at import, and on any table given)."""
+    names = [s.name for s in settings]
+    errors = [f"'{n}' is declared twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    for s in settings:
+        if s.name in _RESERVED:
+            errors.append(f"'{s.name}' is a name Config uses for something else")
+        if s.kind not in KINDS:
+            errors.append(f"'{s.name}' has kind {s.kind!r}, not one of {sorted(KINDS)}")
+            continue
+        errors += [f"'{s.name}' refers to '{n}', which is not a setting"
+                   for n in (*s.required_unless, *s.needs) if n not in names]
+        if s.name in s.required_unless or s.name in s.needs:
+            errors.append(f"'{s.name}' refers to itself")
+        if s.required and s.required_unless:
+            errors.append(f"'{s.name}' is both required and required unless something else")
+        if s.legacy and (s.required or s.required_unless or s.needs or s.check or s.default_from):
+            errors.append(f"'{s.name}' is legacy (ignored) and yet has a rule")
+        if s.has_range and s.kind not in ("integer", "number"):
+            errors.append(f"'{s.name}' has a range but is not a number")
+        if s.low is not None and s.high is not None and s.low > s.high:
+            errors.append(f"'{s.name}' has low above high")
+        if s.default is not None:
+            problems = []
+            value = _coerce(s, s.default, problems)
+            # As --about shows it: a JSON value of the kind (a date as its string), which Config gets coerced.
+            as_json = str if s.kind == "date_iso8601" else KINDS[s.kind]
+            if problems or value is None or type(s.default) is not as_json:
+                errors.append(f"'{s.name}' has a default that is not of its kind {s.kind}: {s.default!r}")
+            elif s.has_range and s.out_of_range(value):
+                errors.append(f"'{s.name}' has a default outside its range")
+        if s.default is not None and s.default_from:
+            errors.append(f"'{s.name}' has both a default and a default_from")
+    if errors:
+        raise ValueError("The settings table is inconsistent: " + "; ".join(errors))
 
 
-def parse_config(raw, version="1.0.0", now=None):
-    """Validate a config dict; every problem is reported at once in one ConfigError."""
+class _ConfigBase:
+    """What a Config has besides one field per setting."""
+    SETTINGS = ()  # the table the class was made from
+
+    @property
+    def api_root(self):
+        return self.base_url or f"https://{self.subdomain}.zendesk.com/api/v2/chat"
+
+    @property
+    def secrets(self):
+        """The values of the secret settings that were given, in the table's order."""
+        return tuple(value for s in self.SETTINGS if s.secret and not s.legacy
+                     for value in (getattr(self, s.name),) if value)
+
+    @property
+    def can_obtain_tokens(self):
+        return bool(self.client_id and self.client_secret)
+
+
+def config_class(settings, name="Config"):
+    """A frozen dataclass with a field per setting that is not legacy (its kind's type; secrets kept out of
+    repr), then `notes`: the messages about legacy keys given."""
+    check_table(settings)
+    fields = [(s.name, KINDS[s.kind] if s.default is not None or s.default_from else KINDS[s.kind] | None,
+               dataclasses.field(repr=not s.secret))
+              for s in settings if not s.legacy]
+    fields.append(("notes", tuple, dataclasses.field(default=())))
+    return dataclasses.make_dataclass(name, fields, bases=(_ConfigBase,), frozen=True,
+                                      namespace={"SETTINGS": tuple(settings), "__module__": __name__,
+                                                 "__doc__": "The validated config (see SETTINGS)."})
+
+
+Config = config_class(SETTINGS)
+
+
+def parse_config(raw, version="1.0.0", now=None, settings=SETTINGS):
+    """Validate a config dict against the table `settings`; every problem is reported at once in one ConfigError.
+
+    For each key given: unknown keys get a "did you mean" hint (keys starting with _ and PLATFORM_KEYS pass),
+    values are coerced to their kind. Then, for each setting in the table's order: legacy keys given add a
+    note; an absent setting is checked against required/required_unless and gets its default (or default_from);
+    a given one is checked against needs, its range, then its check."""
     if not isinstance(raw, dict):
         raise ConfigError("The config must be a JSON object such as {\"access_token\": \"...\", \"subdomain\": \"acme\"}.")
-    now = now or utcnow()
-    problems, notes, values = [], [], {}
+    config = Config if settings is SETTINGS else config_class(settings)
+    by_name = {s.name: s for s in settings}
+    context = Context(values={}, now=now or utcnow(), version=version, problems=[])
     for key, value in raw.items():
-        setting = _BY_NAME.get(key)
+        setting = by_name.get(key)
         if setting is None:
             if key.startswith("_") or key in PLATFORM_KEYS:
                 continue
-            close = difflib.get_close_matches(key, list(_BY_NAME), n=1)
+            close = difflib.get_close_matches(key, list(by_name), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(f"unknown key '{key}'{hint}")
+            context.problem(f"unknown key '{key}'{hint}")
             continue
-        if value is None or value == "":
-            continue
-        coerced = _coerce(key, setting.kind, value, problems)
+        coerced = _coerce(setting, value, context.problems)
         if coerced is not None:
-            values[key] = coerced
-    for key in LEGACY_KEYS:
-        if key in values:
-            notes.append(f"'{key}' is a setting of the older tap and is no longer needed: chats are read from the "
-                         "incremental export, which catches every change without search windows or periodic full syncs.")
+            context.values[key] = coerced
 
-    subdomain, base_url = values.get("subdomain"), values.get("base_url")
-    api_root = None
-    if base_url:
-        api_root = _check_url("base_url", base_url, problems)
-    elif subdomain:
-        if "." in subdomain or "/" in subdomain or ":" in subdomain:
-            guess = re.sub(r"^[a-z]+://", "", subdomain, flags=re.IGNORECASE).split(".")[0]
-            problems.append(f"'subdomain' must be only the name before .zendesk.com: write \"{guess}\", not {subdomain!r}")
-        elif not _SUBDOMAIN.match(subdomain):
-            problems.append(f"'subdomain' {subdomain!r} is not a valid Zendesk subdomain (letters, digits and hyphens)")
-        else:
-            api_root = f"https://{subdomain.lower()}.zendesk.com/api/v2/chat"
-    else:
-        problems.append("'subdomain' is required (e.g. \"acme\" for acme.zendesk.com), unless 'base_url' is given")
+    notes, fields = [], {}
+    for s in settings:
+        if s.legacy:
+            if s.name in context.values:
+                notes.append(f"'{s.name}' {s.legacy}")
+            continue
+        if s.name not in context.values:
+            if s.required or (s.required_unless and not all(n in context.values for n in s.required_unless)):
+                context.problem(s.missing_message)
+            fields[s.name] = s.default_from(context) if s.default_from else _coerce(s, s.default, [])
+            continue
+        value = context.values[s.name]
+        if not all(n in context.values for n in s.needs):
+            context.problem(f"'{s.name}' needs {_names(s.needs)} too")
+        problem = s.out_of_range(value) if s.has_range else None
+        if problem:
+            context.problem(problem)
+        elif s.check:
+            value = s.check(s.name, value, context)
+        fields[s.name] = value
 
-    if not values.get("access_token") and not (values.get("client_id") and values.get("client_secret")):
-        problems.append("'access_token' is required (a Chat OAuth token), unless 'client_id' and 'client_secret' "
-                        "(and optionally 'refresh_token') are given so the tap can obtain one")
-    if values.get("refresh_token") and not (values.get("client_id") and values.get("client_secret")):
-        problems.append("'refresh_token' needs 'client_id' and 'client_secret' too")
-
-    start_date = now - dt.timedelta(days=365)
-    if "start_date" in values:
-        try:
-            start_date = parse_datetime(values["start_date"])
-        except ValueError:
-            problems.append(f"'start_date' {values['start_date']!r} is not a date; use RFC 3339 "
-                            "(2024-01-31T00:00:00Z) or a plain date (2024-01-31)")
-        else:
-            if start_date > now:
-                problems.append(f"'start_date' {format_datetime(start_date)} is in the future")
-
-    for name, low, high in (("request_timeout", 1, 3600), ("max_requests_per_minute", 1, 100000),
-                            ("agents_page_limit", 1, 100), ("bans_page_limit", 1, 1000),
-                            ("max_retries", 0, 100), ("max_retry_wait", 0, 86400)):
-        _check_range(values, name, low, high, problems)
-    token_url = DEFAULT_TOKEN_URL
-    if "token_url" in values:
-        token_url = _check_url("token_url", values["token_url"], problems) or DEFAULT_TOKEN_URL
-
+    problems = context.problems
     if problems:
         raise ConfigError("The config has " + ("a problem: " if len(problems) == 1 else f"{len(problems)} problems: ")
                           + "; ".join(problems) + ".")
-
-    def get(name):
-        return values.get(name, _BY_NAME[name].default)
-
-    return Config(
-        api_root=api_root,
-        start_date=start_date,
-        access_token=values.get("access_token"),
-        user_agent=values.get("user_agent") or f"tap-zendesk-chat/{version}",
-        request_timeout=get("request_timeout"),
-        max_requests_per_minute=get("max_requests_per_minute"),
-        agents_page_limit=get("agents_page_limit"),
-        bans_page_limit=get("bans_page_limit"),
-        max_retries=get("max_retries"),
-        max_retry_wait=get("max_retry_wait"),
-        activate_version=get("activate_version"),
-        refresh_token=values.get("refresh_token"),
-        client_id=values.get("client_id"),
-        client_secret=values.get("client_secret"),
-        token_url=token_url,
-        notes=tuple(notes),
-    )
+    return config(**fields, notes=tuple(notes))

@@ -3,14 +3,10 @@ import dataclasses
 
 from singer import metadata as singer_metadata
 
-from tap_zendesk_chat.client import ForbiddenError
-from tap_zendesk_chat.config import ConfigError, read_json_file
+from tap_zendesk_chat.errors import CatalogError, EndpointError
+from tap_zendesk_chat.config import read_json_file
 from tap_zendesk_chat.schemas import get_metadata, load_schema
 from tap_zendesk_chat.streams import STREAMS
-
-
-class CatalogError(ConfigError):
-    """The catalog cannot be used; the message says what is wrong in it."""
 
 
 def build_catalog(streams=None):
@@ -31,16 +27,21 @@ def build_catalog(streams=None):
     return {"streams": entries}
 
 
-def discover(client, logger):
-    """The catalog of every stream the account can read; one cheap request checks the credentials."""
-    streams = dict(STREAMS)
-    try:
-        client.get("account")
-    except ForbiddenError:
-        logger.info("GET /account answered 403, as it does for Chat accounts inside Zendesk Support; "
-                    "leaving the account stream out")
-        streams.pop("account")
-        client.get("departments")  # the credentials must still work for everything else
+def discover_catalog(client, logger):
+    """The catalog of every stream the account can read. One cheap request per optional stream tells
+    whether the account has it (and checks the credentials); with none, one request checks them."""
+    streams, checked = dict(STREAMS), False
+    for name, stream in STREAMS.items():
+        if not stream.optional:
+            continue
+        try:
+            stream.check(client)
+            checked = True
+        except EndpointError as exc:
+            logger.info("%s: left out of the catalog; %s (%s)", name, exc, stream.optional_why)
+            streams.pop(name)
+    if not checked:  # the credentials must still work for everything else
+        next(s for s in STREAMS.values() if not s.optional and s.replication_method == "FULL_TABLE").check(client)
     return build_catalog(streams)
 
 

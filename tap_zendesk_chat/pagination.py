@@ -3,7 +3,7 @@
 Each yields `Page`s: the records to emit and the cursor to resume from once they are emitted."""
 import dataclasses
 
-from tap_zendesk_chat.client import UnexpectedResponseError
+from tap_zendesk_chat.errors import UnexpectedResponseError
 
 
 @dataclasses.dataclass

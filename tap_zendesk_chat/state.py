@@ -11,19 +11,12 @@ A full-table stream has a bookmark only while a sync of it is under way; finishi
 The older singer-io tap's keys are converted on load (see `upgrade_state`)."""
 import copy
 
-from tap_zendesk_chat.config import ConfigError
 from tap_zendesk_chat.dates import format_datetime, from_epoch, parse_datetime, to_epoch, to_epoch_seconds
+from tap_zendesk_chat.errors import StateError
 
 STATE_VERSION = 2
 
 
-class StateError(ConfigError):
-    """The state file cannot be used; the message says why and what to do."""
-
-
-# The replication keys of the export streams (tests check streams.py agrees): their bookmarks are
-# checked here, before anything is written, like every other part of a state.
-REPLICATION_KEYS = ("update_timestamp", "start_time")
 MAX_EPOCH_MICROS = 253402300799 * 1_000_000  # 9999-12-31T23:59:59Z
 
 
@@ -31,8 +24,11 @@ def new_state():
     return {"state_version": STATE_VERSION, "currently_syncing": None, "bookmarks": {}}
 
 
-def upgrade_state(raw, stream_names):
-    """Validate a state from --state and convert the older tap's keys. Returns (state, notes)."""
+def upgrade_state(raw, streams):
+    """Validate a state from --state and convert the older tap's keys. Returns (state, notes).
+
+    `streams`: name -> the stream (its `replication_key`, whose bookmark is checked here, before
+    anything is written, like every other part of a state)."""
     if raw is None or raw == {}:
         return new_state(), []
     if not isinstance(raw, dict):
@@ -54,14 +50,14 @@ def upgrade_state(raw, stream_names):
     if currently is not None and not isinstance(currently, str):
         raise StateError("The state's 'currently_syncing' must be a stream name or null.")
     state, notes = new_state(), []
-    state["currently_syncing"] = currently if currently in stream_names else None
+    state["currently_syncing"] = currently if currently in streams else None
     for name, bookmark in bookmarks.items():
-        if name not in stream_names:
+        if name not in streams:
             notes.append(f"state: ignoring the bookmark of unknown stream '{name}'")
             continue
         if not isinstance(bookmark, dict):
             raise StateError(f"The state's bookmark for '{name}' must be an object, not {bookmark!r}.")
-        converted = _upgrade_bookmark(name, copy.deepcopy(bookmark), notes)
+        converted = _upgrade_bookmark(name, copy.deepcopy(bookmark), notes, streams[name].replication_key)
         if converted:
             state["bookmarks"][name] = converted
     if "chats_last_full_sync" in raw:
@@ -70,7 +66,7 @@ def upgrade_state(raw, stream_names):
     return state, notes
 
 
-def _upgrade_bookmark(name, bookmark, notes):
+def _upgrade_bookmark(name, bookmark, notes, replication_key):
     legacy_offset = bookmark.pop("offset", None)
     if name == "chats" and ("chat.end_timestamp" in bookmark or "offline_msg.timestamp" in bookmark):
         times = []
@@ -93,9 +89,9 @@ def _upgrade_bookmark(name, bookmark, notes):
                 and 0 <= cursor[0] <= MAX_EPOCH_MICROS and (cursor[1] is None or type(cursor[1]) in (int, str))):
             raise StateError(f"The state's cursor for '{name}' is {cursor!r}; expected [time, id]: a whole "
                              "number of seconds or microseconds since 1970, and an id (number, text or null).")
-    for key in REPLICATION_KEYS:  # read only when there is no cursor (the cursor is exact)
-        if "cursor" not in bookmark and bookmark.get(key) is not None:
-            _parse_bookmark_time(name, key, bookmark[key])
+    # The bookmark's time is read only when there is no cursor (the cursor is exact).
+    if replication_key and "cursor" not in bookmark and bookmark.get(replication_key) is not None:
+        _parse_bookmark_time(name, replication_key, bookmark[replication_key])
     for key in ("since_id", "version"):
         if key in bookmark and type(bookmark[key]) is not int:
             raise StateError(f"The state's '{key}' for '{name}' must be a whole number, not {bookmark[key]!r}.")
@@ -107,11 +103,6 @@ def _parse_bookmark_time(name, key, value):
         return parse_datetime(value)
     except ValueError:
         raise StateError(f"The state's bookmark {name}.{key} is {value!r}, not a timestamp.") from None
-
-
-def get_bookmark(state, stream):
-    """The stream's bookmark (a copy; reading never creates one)."""
-    return dict(state["bookmarks"].get(stream, {}))
 
 
 def get_export_cursor(state, stream, replication_key, unit, start_date):

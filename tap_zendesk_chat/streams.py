@@ -1,12 +1,16 @@
 """Base classes by paging style, and one short declaration per stream; the STREAMS registry."""
+import dataclasses
+import datetime
 import functools
+import time
 from typing import Any
 
 import msgspec
 
 from tap_zendesk_chat import fastjson, pagination
-from tap_zendesk_chat.client import UnexpectedResponseError
-from tap_zendesk_chat.dates import datetime_from_number, parse_datetime, to_epoch
+from tap_zendesk_chat import state as states
+from tap_zendesk_chat.errors import UnexpectedResponseError
+from tap_zendesk_chat.dates import datetime_from_number, format_datetime, from_epoch, parse_datetime, to_epoch
 
 
 def _sliceable(body):
@@ -22,16 +26,43 @@ def _sliceable(body):
     return body.find(b"\n", 0, end) < 0 and body.find(b"\r", 0, end) < 0
 
 
+@dataclasses.dataclass
+class Progress:
+    """Where one stream of a run stands: what its pages resume from, the version of its rows (None: not
+    versioned, no ACTIVATE_VERSION), and words for the log."""
+    resume: object
+    version: int | None = None
+    detail: str = ""  # how it starts, for the log: "full table", "incremental from ..."
+    bookmark: str = ""  # where it stands, for progress lines and the closing note
+    notes: tuple = ()  # lines to log before it starts
+    full_table: bool = False  # an export forced to re-read everything (catalog replication-method FULL_TABLE)
+
+
 class Stream:
+    """What every stream answers, so that sync.py runs any stream without knowing its class:
+
+    - `begin(state, config, method, now)`: its Progress, from its bookmark in the state (or the start);
+    - `iter_pages(client, config, resume)`: its pages (pagination.Page), from `Progress.resume`;
+    - `walk`: streams with the same walk share one walk of their endpoint (`merge_resumes` gives where
+      that walk starts; `select` each one's share of a page);
+    - `save_page(state, progress, page)`: its bookmark after a page's records were written (True: a STATE
+      is due); `end(state, progress)`: its bookmark once it finished (True: a STATE is due);
+    - `optional`: a 403 or 404 means "not for this account" (skipped with a log line, `optional_why`)."""
+
     name = None
     path = None
     key_properties = ("id",)
     replication_method = "FULL_TABLE"
     replication_key = None
     records_key = None  # the body's field holding the records; None: the body is the list
-    optional = False  # a 403 means "not for this account": the stream is skipped with a log line
+    optional = False
+    optional_why = ""
     fix_record = None  # a stream's own repair of one record, run before the schema's plan
     fix_fields = ()  # the top-level fields fix_record may change
+
+    @property
+    def walk(self):
+        return self.name
 
     def get_records(self, body):
         records = body.get(self.records_key) if self.records_key and isinstance(body, dict) else body
@@ -40,11 +71,39 @@ class Stream:
                                           f"the API sent {type(records).__name__}.")
         return records
 
+    def check(self, client):
+        """One cheap request that says whether the account can read this stream (discovery)."""
+        client.get(self.path)
+
+    def merge_resumes(self, progresses):
+        return progresses[0].resume
+
+    def select(self, page, progress):
+        """This stream's share of a page of its walk."""
+        return page.records
+
+    def iter_pages(self, client, config, resume):
+        raise NotImplementedError
+
+    def begin(self, state, config, method, now):
+        """A full-table sync: resumed with the version of the one under way, or a new version."""
+        version, since_id = states.get_full_table_progress(state, self.name)
+        if version is None and config.activate_version:
+            version = int(time.time() * 1000)
+        return Progress(since_id, version, "full table" + (f", resuming at id {since_id}" if since_id else ""))
+
+    def save_page(self, state, progress, page):
+        return False
+
+    def end(self, state, progress):
+        states.clear_bookmark(state, self.name)
+        return True
+
 
 class FullTableStream(Stream):
     """One GET: a list, or one object (see ObjectStream)."""
 
-    def iter_pages(self, client, config, since_id=None):
+    def iter_pages(self, client, config, resume):
         return pagination.iter_single(lambda _params: client.get(self.path), self.get_records)
 
 
@@ -64,25 +123,88 @@ class SinceIdStream(Stream):
 
     page_limit_setting = "agents_page_limit"
 
+    @property
+    def walk(self):
+        return self.path
+
     def split(self, body):
         return [body]
 
-    def select(self, page):
-        """This stream's share of the records of a page of its endpoint."""
+    def merge_resumes(self, progresses):
+        return min(p.resume for p in progresses)
+
+    def select(self, page, progress):
+        return [r for r in self.select_part(page) if not progress.resume or not isinstance(r, dict)
+                or not isinstance(r.get("id"), int) or r["id"] >= progress.resume]
+
+    def select_part(self, page):
+        """This stream's records of the page, before the since_id it resumes from is applied."""
         return page.records
 
-    def iter_pages(self, client, config, since_id=0):
+    def iter_pages(self, client, config, resume):
         limit = getattr(config, self.page_limit_setting)
         fetch = lambda params: client.get(self.path, params)  # noqa: E731
-        return pagination.iter_since_id(fetch, since_id, limit, self.split, self.name)
+        return pagination.iter_since_id(fetch, resume, limit, self.split, self.name)
+
+    def save_page(self, state, progress, page):
+        progress.resume = max(progress.resume, page.cursor)
+        states.set_full_table_progress(state, self.name, progress.version, progress.resume)
+        return True
 
 
 class IncrementalExportStream(Stream):
-    """Zendesk's incremental export: (start_time, start_id) cursor, time in seconds or microseconds."""
+    """Zendesk's incremental export: (start_time, start_id) cursor, time in seconds or microseconds.
+
+    A catalog may force FULL_TABLE: every run then re-reads from start_date, with a version of its own
+    that a resumed run keeps."""
 
     replication_method = "INCREMENTAL"
     time_unit = "seconds"
     send_start_id = True
+    id_field = "id"
+    quiet_seconds = 300  # the export refuses a start_time within 5 minutes of now
+
+    def check(self, client):
+        client.get(self.path, {"start_time": int(time.time()) - 86400, "limit": 1,
+                               "fields": f"{self.records_key}(*)"} if self.time_unit == "seconds" else
+                   {"start_time": (int(time.time()) - 86400) * 1_000_000, "limit": 1})
+
+    def begin(self, state, config, method, now):
+        unit, full_table, version = self.time_unit, method == "FULL_TABLE", None
+        if full_table:
+            in_progress = states.is_full_table_export_in_progress(state, self.name)
+            version = states.get_full_table_progress(state, self.name)[0] if in_progress else None
+            if version is None and config.activate_version:
+                version = int(time.time() * 1000)
+            if not in_progress:
+                states.clear_bookmark(state, self.name)
+        cursor = states.get_export_cursor(state, self.name, self.replication_key, unit, config.start_date)
+        stop_at = to_epoch(now - datetime.timedelta(seconds=self.quiet_seconds), unit)
+        when = format_datetime(from_epoch(cursor[0], unit))
+        notes = ()
+        if cursor[0] >= stop_at:
+            notes = (f"{self.name}: the bookmark {when} is within 5 minutes of now; nothing to ask the API yet",)
+        detail = ("full table" if full_table else "incremental") + f" from {when}"
+        return Progress((cursor, stop_at), version, detail, when, notes, full_table)
+
+    def iter_pages(self, client, config, resume):
+        cursor, stop_at = resume
+        fetch = lambda params: client.get(self.path, params, self.decode_page)  # noqa: E731
+        return pagination.iter_export(fetch, self.records_key, cursor, 1000, self.key_of, self.send_start_id,
+                                      stop_at, self.name)
+
+    def save_page(self, state, progress, page):
+        if not page.records:
+            return False
+        progress.bookmark = states.set_export_cursor(state, self.name, self.replication_key, self.time_unit,
+                                                     page.cursor, progress.version, progress.full_table)
+        return True
+
+    def end(self, state, progress):
+        if not progress.full_table:
+            return False
+        states.clear_bookmark(state, self.name)
+        return True
 
     @functools.cached_property
     def _page_decoder(self):
@@ -130,11 +252,6 @@ class IncrementalExportStream(Stream):
             return None
         return (to_epoch(instant, self.time_unit), ident)
 
-    def iter_pages(self, client, config, cursor, stop_at):
-        fetch = lambda params: client.get(self.path, params, self.decode_page)  # noqa: E731
-        return pagination.iter_export(fetch, self.records_key, cursor, 1000, self.key_of,
-                                      self.send_start_id, stop_at, self.name)
-
 
 class Account(ObjectStream):
     """Answers 403 for Chat accounts inside Zendesk Support: skipped then."""
@@ -143,6 +260,8 @@ class Account(ObjectStream):
     path = "account"
     key_properties = ("account_key",)
     optional = True
+    optional_why = ("normal for Chat accounts inside Zendesk Support; if other streams answer 403 too, the "
+                    "token's user or the plan lacks API access")
 
 
 class RoutingSettings(ObjectStream):
@@ -207,7 +326,7 @@ class Bans(SinceIdStream):
                     record.setdefault("type", kind)
         return arrays
 
-    def select(self, page):
+    def select_part(self, page):
         """The array a ban came in decides its table, whatever its `type` says (the docs' own example
         says "I"): no ban is left out."""
         if self.kinds == Bans.kinds:

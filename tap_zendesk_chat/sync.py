@@ -3,43 +3,28 @@
 A STATE is written only after every record it covers; a page's records are written together, then its STATE."""
 import copy
 import dataclasses
-import datetime
 import gc
-import time
 
 import singer
 
 from tap_zendesk_chat import state as states
-from tap_zendesk_chat.client import ApiError, ForbiddenError, Interrupted
-from tap_zendesk_chat.dates import format_datetime, from_epoch, to_epoch, utcnow
+from tap_zendesk_chat.errors import ApiError, EndpointError, Interrupted, StreamsFailedError
+from tap_zendesk_chat.dates import format_datetime, utcnow
 from tap_zendesk_chat.report import StreamReport, log_summary
-from tap_zendesk_chat.streams import STREAMS, IncrementalExportStream, SinceIdStream
+from tap_zendesk_chat.streams import STREAMS
 from tap_zendesk_chat.transform import UNEXPECTED_FIELD, RecordPlan
 
 LOGGER = singer.get_logger()
-EXPORT_QUIET_SECONDS = 300  # the export refuses a start_time within 5 minutes of now
 
 
 @dataclasses.dataclass
 class _Member:
-    """One stream of a full-table group, with where it stands."""
+    """One stream of a walk, with where it stands."""
     name: str
-    version: int | None
-    since_id: int
     stream: object
+    progress: object  # streams.Progress
     report: StreamReport
     plan: RecordPlan
-
-
-class StreamsFailedError(ApiError):
-    """Some streams failed for good while the others were synced."""
-
-    def __init__(self, failed):
-        causes = "; ".join(f"{name}: {cause}" for name, cause in failed)
-        super().__init__(f"{len(failed)} stream(s) failed and were not synced in full: "
-                         f"{', '.join(name for name, _ in failed)}. Their last STATE is kept, so the next run "
-                         f"resumes them; every other stream was synced. Causes: {causes}")
-        self.streams = [name for name, _ in failed]
 
 
 class Sync:
@@ -115,12 +100,10 @@ class Sync:
                 report.finish(status)
 
     def _ordered_groups(self):
-        """Streams sharing an endpoint are one group (one walk); the interrupted group goes first."""
+        """Streams sharing a walk of their endpoint are one group; the interrupted group goes first."""
         groups = {}
         for selected in self.selected:
-            stream = STREAMS[selected.name]
-            key = stream.path if isinstance(stream, SinceIdStream) else stream.name
-            groups.setdefault(key, []).append(selected)
+            groups.setdefault(STREAMS[selected.name].walk, []).append(selected)
         ordered = list(groups.values())
         current = self.state.get("currently_syncing")
         for index, group in enumerate(ordered):
@@ -134,20 +117,19 @@ class Sync:
         if self.stop.is_set():
             raise Interrupted()
 
-    def _begin(self, selected, detail, counts_requests=True):
+    def _begin(self, selected, counts_requests):
         stream = STREAMS[selected.name]
+        progress = stream.begin(self.state, self.config, selected.replication_method, self.now)
         self.writer.write_schema(selected.name, selected.schema, stream.key_properties,
                                  [stream.replication_key] if stream.replication_key else None)
         report = StreamReport(selected.name, self.client, counts_requests)
         self.reports.append(report)
-        report.start(detail)
-        return stream, report, RecordPlan(selected.schema, selected.deselected, stream.fix_record, stream.fix_fields,
-                                          stream.key_properties, selected.name)
-
-    def _emit(self, name, stream, plan, records, version, report, bookmark=None):
-        encoded = plan.encode(records)
-        self.writer.write_encoded(name, encoded, version, format_datetime(utcnow()))
-        report.add(len(encoded), bookmark)
+        report.start(progress.detail)
+        for note in progress.notes:
+            LOGGER.info(note)
+        plan = RecordPlan(selected.schema, selected.deselected, stream.fix_record, stream.fix_fields,
+                          stream.key_properties, selected.name)
+        return _Member(selected.name, stream, progress, report, plan)
 
     def _finish(self, plan, report, note=""):
         for (pattern, declared, seen), count in sorted(plan.unfit.items()):
@@ -163,86 +145,42 @@ class Sync:
         report.unfit, report.withheld = plan.unfit_total, plan.withheld
         report.finish("done", note)
 
-    # -- full-table streams: one GET, or an id-cursor walk shared by the streams of one endpoint ----------
     def _sync_group(self, group):
-        stream = STREAMS[group[0].name]
-        if isinstance(stream, IncrementalExportStream):
-            return self._sync_export(group[0], stream)
-        members = []
-        for selected in group:
-            version, since_id = states.get_full_table_progress(self.state, selected.name)
-            if version is None and self.config.activate_version:
-                version = int(time.time() * 1000)
-            detail = "full table" + (f", resuming at id {since_id}" if since_id else "")
-            members.append(_Member(selected.name, version, since_id,
-                                   *self._begin(selected, detail, counts_requests=not members)))
+        """One walk of an endpoint: each page's records go to every stream of the group, then each stream
+        saves its bookmark and, when one is due, a STATE covers them all."""
+        members = [self._begin(selected, counts_requests=index == 0) for index, selected in enumerate(group)]
+        first = members[0].stream
         try:
-            if isinstance(stream, SinceIdStream):
-                pages = stream.iter_pages(self.client, self.config, min(m.since_id for m in members))
-            else:
-                pages = stream.iter_pages(self.client, self.config)
-            for page in pages:
+            for page in first.iter_pages(self.client, self.config, first.merge_resumes([m.progress for m in members])):
+                due = False
                 for member in members:
-                    records = page.records
-                    if isinstance(member.stream, SinceIdStream):
-                        records = [r for r in member.stream.select(page) if not member.since_id
-                                   or not isinstance(r, dict) or not isinstance(r.get("id"), int)
-                                   or r["id"] >= member.since_id]
-                        if len(members) > 1:  # the transform works in place; each stream gets its own copy
-                            records = [copy.deepcopy(r) for r in records]
-                    self._emit(member.name, member.stream, member.plan, records, member.version, member.report)
-                    if page.cursor is not None:
-                        member.since_id = max(member.since_id, page.cursor)
-                        states.set_full_table_progress(self.state, member.name, member.version, member.since_id)
-                if page.cursor is not None:
+                    records = member.stream.select(page, member.progress)
+                    if len(members) > 1:  # the transform works in place; each stream gets its own copy
+                        records = [copy.deepcopy(r) for r in records]
+                    encoded = member.plan.encode(records)
+                    self.writer.write_encoded(member.name, encoded, member.progress.version,
+                                              format_datetime(utcnow()))
+                    member.report.add(len(encoded), member.progress.bookmark)
+                    due = member.stream.save_page(self.state, member.progress, page) or due
+                page.records = page.parts = None  # one page in memory at a time
+                if due:
                     self._write_state()
                 self._check_stop()
-        except ForbiddenError as exc:
-            if not stream.optional:
+        except EndpointError as exc:
+            if not first.optional:
                 raise
-            LOGGER.info("account: skipped; %s (normal for Chat accounts inside Zendesk Support; if other streams "
-                        "answer 403 too, the token's user or the plan lacks API access)", exc)
-            members[0].report.finish("skipped", "403")
+            self.writer.discard()
+            self._restore_written()
+            LOGGER.info("%s: skipped; %s (%s)", first.name, exc, first.optional_why)
+            for member in members:
+                member.report.finish("skipped", str(getattr(exc, "status", "")) or "unavailable")
             return
+        due = False
         for member in members:
-            if member.version is not None:
-                self.writer.write_activate_version(member.name, member.version)
-            states.clear_bookmark(self.state, member.name)
-            self._finish(member.plan, member.report)
-        self._write_state()
-
-    # -- incremental exports -------------------------------------------------------------------------------
-    def _sync_export(self, selected, stream):
-        unit = stream.time_unit
-        full_table = selected.replication_method == "FULL_TABLE"
-        version = None
-        if full_table:
-            in_progress = states.is_full_table_export_in_progress(self.state, selected.name)
-            version = states.get_full_table_progress(self.state, selected.name)[0] if in_progress else None
-            if version is None and self.config.activate_version:
-                version = int(time.time() * 1000)
-            if not in_progress:
-                states.clear_bookmark(self.state, selected.name)
-        cursor = states.get_export_cursor(self.state, selected.name, stream.replication_key, unit,
-                                          self.config.start_date)
-        stop_at = to_epoch(self.now - datetime.timedelta(seconds=EXPORT_QUIET_SECONDS), unit)
-        when = format_datetime(from_epoch(cursor[0], unit))
-        stream, report, plan = self._begin(selected, ("full table" if full_table else "incremental")
-                                           + f" from {when}")
-        if cursor[0] >= stop_at:
-            LOGGER.info("%s: the bookmark %s is within 5 minutes of now; nothing to ask the API yet", selected.name,
-                        when)
-        for page in stream.iter_pages(self.client, self.config, cursor, stop_at):
-            self._emit(selected.name, stream, plan, page.records, version, report, when)
-            emitted, page.records = bool(page.records), None  # one page in memory at a time
-            if emitted:
-                when = states.set_export_cursor(self.state, selected.name, stream.replication_key, unit, page.cursor,
-                                                version, full_table)
-                self._write_state()
-            self._check_stop()
-        if full_table:
-            if version is not None:
-                self.writer.write_activate_version(selected.name, version)
-            states.clear_bookmark(self.state, selected.name)
+            if member.progress.version is not None:
+                self.writer.write_activate_version(member.name, member.progress.version)
+            due = member.stream.end(self.state, member.progress) or due
+            self._finish(member.plan, member.report,
+                         f"bookmark {member.progress.bookmark}" if member.progress.bookmark else "")
+        if due:
             self._write_state()
-        self._finish(plan, report, f"bookmark {when}")

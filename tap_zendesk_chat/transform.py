@@ -119,7 +119,7 @@ def compile_conform(node):
     if node.types is None:
         return None
     accepted = tuple({cls for t in node.types for cls in _PY_CLASSES[t]})
-    date, date_only, boolish = node.date, node.date_only, node.boolish
+    date, boolish = node.date, node.boolish
     numeric = bool(node.types & {"integer", "number"})
     properties = tuple((key, fn, fn.fast) for key, fn in ((k, compile_conform(sub)) for k, sub in node.properties)
                        if fn is not None)
@@ -316,7 +316,7 @@ class RecordPlan:
         builder = _Probe()
         fields = [(key, node) for key, node in self._nodes if node.types is not None]
         keys = [k for k in self.key_properties if k not in dict(fields) and k not in self.deselected]
-        struct_fields, checks = [], {}
+        struct_fields = []
         for i, (key, node) in enumerate(fields):
             required = key in self.key_properties
             if key in fix_fields:

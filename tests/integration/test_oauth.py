@@ -2,6 +2,7 @@
 import json
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -98,7 +99,20 @@ def test_unreachable_token_endpoint_fails_clearly(simulator, dataset):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     critical = CRITICAL_LINE.findall(result.stderr)
     assert len(critical) == 1 and "Could not reach the OAuth token endpoint" in critical[0], result.stderr[-2000:]
-    assert result.stderr.count("OAuth token endpoint: ConnectionError; retry") == 2
+    assert result.stderr.count("OAuth token endpoint: connection failed (ConnectionError); retry") == 2
+
+
+def test_the_token_endpoint_gets_the_same_retries_as_the_api(simulator, dataset):
+    """One retry loop for both: Retry-After honoured, 5xx retried, and the requests counted."""
+    sim = simulator(dataset)
+    sim.inject("429", times=1, path="oauth2/token", retry_after=1)
+    sim.inject("503", times=1, path="oauth2/token")
+    started = time.monotonic()
+    result = run_tap(oauth_config(sim, max_retry_wait=3), timeout=60).assert_ok()
+    assert time.monotonic() - started >= 1.0
+    assert "OAuth token endpoint: rate limited (429), Retry-After 1 s; retry 1 of" in result.stderr
+    assert "OAuth token endpoint: HTTP 503; retry 2 of" in result.stderr
+    assert sim.count("oauth2/token") == 3
 
 
 @pytest.mark.parametrize("kind", ["503", "reset"])

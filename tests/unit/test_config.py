@@ -43,6 +43,15 @@ def test_empty_strings_count_as_absent():
     assert parse(start_date="", user_agent="").start_date == NOW - dt.timedelta(days=365)
 
 
+def test_blank_strings_count_as_absent():
+    config = parse(start_date="  ", user_agent=" ", token_url="\t", client_id=" ")
+    assert config.start_date == NOW - dt.timedelta(days=365)
+    assert config.user_agent == "tap-zendesk-chat/1.2.3"
+    assert config.token_url == "https://www.zopim.com/oauth2/token"
+    assert config.client_id is None
+    assert "'subdomain' is required" in problems_of({"access_token": "t", "subdomain": "   "})
+
+
 @pytest.mark.parametrize("base_url", ["https://www.zopim.com/api/v2/", "https://www.zopim.com/api/v2",
                                       "https://www.zopim.com/api/v2///"])
 def test_base_url_overrides_subdomain_and_loses_trailing_slashes(base_url):

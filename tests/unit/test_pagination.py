@@ -6,7 +6,7 @@ import random
 import pytest
 from hypothesis import given, strategies as st
 
-from tap_zendesk_chat.client import UnexpectedResponseError
+from tap_zendesk_chat.errors import UnexpectedResponseError
 from tap_zendesk_chat.dates import format_datetime, from_epoch_micros, from_epoch_seconds
 from tap_zendesk_chat.pagination import iter_export, iter_since_id
 from tap_zendesk_chat.streams import STREAMS

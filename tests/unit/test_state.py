@@ -3,13 +3,15 @@ import datetime as dt
 
 import pytest
 
+from tap_zendesk_chat.dates import parse_datetime
+
 from tap_zendesk_chat.dates import to_epoch_micros
-from tap_zendesk_chat.state import (STATE_VERSION, StateError, get_bookmark, get_export_cursor, new_state,
+from tap_zendesk_chat.state import (STATE_VERSION, StateError, get_export_cursor, new_state,
                                     set_export_cursor, upgrade_state)
 from tap_zendesk_chat.streams import STREAMS
 
 UTC = dt.timezone.utc
-NAMES = tuple(STREAMS)
+NAMES = STREAMS
 START = dt.datetime(2023, 1, 1, tzinfo=UTC)
 
 LEGACY = {
@@ -131,16 +133,10 @@ def test_unknown_streams_are_ignored_with_a_note():
     assert notes == ["state: ignoring the bookmark of unknown stream 'tickets'"]
 
 
-def test_get_bookmark_never_creates_one():
+def test_reading_an_export_cursor_never_creates_a_bookmark():
     state = new_state()
-    bookmark = get_bookmark(state, "agents")
-    assert bookmark == {}
-    bookmark["since_id"] = 3
+    get_export_cursor(state, "chats", "update_timestamp", "seconds", parse_datetime("2024-01-01T00:00:00Z"))
     assert state["bookmarks"] == {}
-    state["bookmarks"]["agents"] = {"since_id": 5}
-    copy_of = get_bookmark(state, "agents")
-    copy_of["since_id"] = 6
-    assert state["bookmarks"]["agents"] == {"since_id": 5}
 
 
 def test_export_cursor_from_a_cursor():
@@ -199,6 +195,9 @@ def test_bad_export_bookmarks_are_refused_before_the_sync(bookmark):
         upgrade_state({"state_version": STATE_VERSION, "bookmarks": {"chats": bookmark}}, NAMES)
 
 
-def test_every_replication_key_is_checked():
-    from tap_zendesk_chat.state import REPLICATION_KEYS
-    assert {s.replication_key for s in STREAMS.values() if s.replication_key} <= set(REPLICATION_KEYS)
+@pytest.mark.parametrize("name", [n for n, s in STREAMS.items() if s.replication_key])
+def test_every_streams_replication_key_is_checked(name):
+    """A bookmark's time is read from the stream's own replication key, whatever the stream."""
+    key = STREAMS[name].replication_key
+    with pytest.raises(StateError, match=key):
+        upgrade_state({"state_version": STATE_VERSION, "bookmarks": {name: {key: "not a time"}}}, NAMES)
