@@ -28,6 +28,17 @@ def parse_args(argv):
                              "sharing a microsecond): id (ascending ids, the default), reversed, scrambled")
     parser.add_argument("--same-microsecond-entries", type=int, default=0,
                         help="extra agent_timeline entries that all start at one microsecond")
+    parser.add_argument("--conversions", type=int, default=120, help="records of /incremental/conversions")
+    parser.add_argument("--department-events", type=int, default=80, help="records of /incremental/department_events")
+    parser.add_argument("--agent-events", type=int, default=150, help="records of /incremental/agent_events")
+    parser.add_argument("--same-second-events", type=int, default=0,
+                        help="extra records of each of those three exports that all fall in one second")
+    parser.add_argument("--no-agent-events", type=int, nargs="?", const=403, default=None, choices=(403, 404),
+                        metavar="STATUS", help="answer /incremental/agent_events with 403 (default) or 404")
+    parser.add_argument("--agent-events-time-unit", choices=("seconds", "microseconds"), default="seconds",
+                        help="unit of start_time and end_time of /incremental/agent_events")
+    parser.add_argument("--no-events-end-id", action="store_true",
+                        help="leave end_id out of the conversions, department_events and agent_events envelopes")
     parser.add_argument("--real-shapes", action="store_true",
                         help="add records with shapes real accounts have sent (listed on stderr and at GET /_sim/real_shapes)")
     parser.add_argument("--integrated-account", action="store_true")
@@ -47,11 +58,15 @@ def main(argv=None):
                                ip_bans=args.ip_bans, visitor_bans=args.visitor_bans,
                                timeline_entries=args.timeline_entries, same_second_chats=args.same_second_chats,
                                same_second_order=args.same_second_order,
-                               same_microsecond_entries=args.same_microsecond_entries, real_shapes=args.real_shapes)
+                               same_microsecond_entries=args.same_microsecond_entries, real_shapes=args.real_shapes,
+                               conversions=args.conversions, department_events=args.department_events,
+                               agent_events=args.agent_events, same_second_events=args.same_second_events)
     sim = Simulator(dataset, token=args.token, rate_limit_per_minute=args.rate_limit,
                     integrated_account=args.integrated_account, token_ttl=args.token_ttl, client_id=args.client_id,
                     client_secret=args.client_secret, refresh_token=args.refresh_token, gzip_bodies=args.gzip,
-                    port=args.port)
+                    port=args.port, agent_events_available=args.no_agent_events is None,
+                    agent_events_unavailable_status=args.no_agent_events or 403,
+                    agent_events_time_unit=args.agent_events_time_unit, events_end_id=not args.no_events_end_id)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

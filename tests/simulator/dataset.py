@@ -4,8 +4,10 @@ Chats are stored pre-serialised (compact JSON bytes) next to a sorted list of ex
 keys, so the server builds an export page by joining bytes. A key is
 ``(update_timestamp_epoch, id)`` in the default ``same_second_order="id"`` and
 ``(update_timestamp_epoch, rank, id)`` in the other orders (see ``Dataset.generate``); its first
-item is always the second and its last the chat id. Everything else is small and kept as plain
-dicts/lists; ``Dataset.set_field`` overrides are applied on the way out (see there).
+item is always the second and its last the chat id. The three event exports (conversions,
+department_events, agent_events) are kept the same way, each in an ``_EventExport``. Everything
+else is small and kept as plain dicts/lists; ``Dataset.set_field`` overrides are applied on the
+way out (see there).
 """
 
 import bisect
@@ -202,8 +204,9 @@ class _Remove:
 
 
 REMOVE = _Remove()  # set_field value that deletes the field instead of replacing it
+EVENT_EXPORTS = ("conversions", "department_events", "agent_events")  # the newer /incremental/<name> exports
 OVERRIDE_TABLES = ("chats", "agent_timeline", "agents", "bans", "departments", "goals", "roles", "skills",
-                   "shortcuts", "triggers", "account", "routing_settings")
+                   "shortcuts", "triggers", "account", "routing_settings") + EVENT_EXPORTS
 SET_FIELD_STREAMS = OVERRIDE_TABLES + ("bans.ip_address", "bans.visitor")
 
 
@@ -261,6 +264,42 @@ def _record_key(table, rec):
     if table == "triggers" and "id" not in rec:
         return ("name", rec.get("name"))
     return rec.get("id")
+
+
+class _EventExport:
+    """One of the event-like exports (EVENT_EXPORTS): its records in export order, parallel to their
+    order keys, their instants and their bytes as served.
+
+    A key is `(second, id)` in the default same_second_order "id" and `(second, rank, id)` in the others
+    (see Dataset._event_key); its first item is always the record's second and its last its own id.
+    """
+
+    __slots__ = ("name", "records", "keys", "instants", "blobs", "salts", "key_of")
+
+    def __init__(self, name):
+        self.name = name
+        self.records = []   # the records' own values (set_field overrides not applied), export order
+        self.keys = []      # sorted export keys
+        self.instants = []  # each record's own instant in epoch microseconds
+        self.blobs = []     # compact JSON bytes as served (overrides applied)
+        self.salts = {}     # "scrambled": second -> hash salt
+        self.key_of = {}    # own id -> key
+
+    def __len__(self):
+        return len(self.keys)
+
+    def index_of(self, rid):
+        key = self.key_of.get(rid)
+        if key is None:
+            raise KeyError(rid)
+        return bisect.bisect_left(self.keys, key)
+
+    def max_second(self):
+        return self.keys[-1][0] if self.keys else None
+
+
+STATUS_VALUES = ["online", "away", "invisible", "offline"]
+DEPARTMENT_STATUSES = ["online", "away", "offline"]
 
 
 class _ChatFactory:
@@ -643,13 +682,18 @@ class Dataset:
         self._stamps = _Stamps()
         self._factory = None
         self._mrng = random.Random(1)
+        self._exports = {name: _EventExport(name) for name in EVENT_EXPORTS}
+        self._erngs = {name: random.Random(f"{name}-mutations-0") for name in EVENT_EXPORTS}
+        self.same_second_events = None  # the second of the same_second_events block, when generated with one
+        self.chat_account_id = 1        # "account_id" of agent events
 
     # ---------------------------------------------------------------- generation
     @classmethod
     def generate(cls, seed=0, chats=300, offline_msgs=60, agents=250, ip_bans=120, visitor_bans=80,
                  departments=6, goals=3, roles=4, skills=6, shortcuts=12, triggers=8, timeline_entries=400,
                  history_events=20, end=None, span_days=30, same_second_chats=0, same_second_order="id",
-                 same_microsecond_entries=0, real_shapes=False):
+                 same_microsecond_entries=0, real_shapes=False, conversions=120, department_events=80,
+                 agent_events=150, same_second_events=0):
         """A deterministic account: the same arguments give the same bytes.
 
         same_second_order: the order the export serves chats that share an update second in.
@@ -668,6 +712,13 @@ class Dataset:
         same_microsecond_entries: extra agent_timeline entries (distinct agents) that all start at one
           microsecond, `ds.same_microsecond`; drawn from their own random stream.
         real_shapes: call add_real_shapes() once the data are generated (see there).
+        conversions, department_events, agent_events: how many records each of those exports holds
+          (GET /incremental/<name>; see _generate_conversions and the others for their shapes). Each
+          is drawn from its own random stream (random.Random(f"<name>-{seed}")), so these parameters
+          never change the bytes of any other endpoint. About one record in five shares its second
+          with the one before; same_second_order orders a second's records as it orders chats.
+        same_second_events: extra records of each of the three exports that all fall in one second,
+          `ds.same_second_events` (to page through a second holding more than a page).
         """
         if same_second_order not in SAME_SECOND_ORDERS:
             raise ValueError(f"same_second_order must be one of {SAME_SECOND_ORDERS}, not {same_second_order!r}")
@@ -713,6 +764,7 @@ class Dataset:
         ds._generate_timeline(r, timeline_entries, start)
         if same_microsecond_entries:
             ds._generate_same_microsecond(same_microsecond_entries, start)
+        ds._generate_events(start, conversions, department_events, agent_events, same_second_events)
         if real_shapes:
             ds.add_real_shapes()
         return ds
@@ -1081,6 +1133,195 @@ class Dataset:
                 self.agent_timeline[lo:hi] = [row[2] for row in rows]
         return entry
 
+    # ---------------------------------------------------------------- event exports: generation
+    def _event_key(self, exp, second, rid):
+        """The export-order key of record `rid` of export `exp` in `second` (any id: also for start_id
+        cursors), by the same_second_order rule chats follow."""
+        mode = self.same_second_order
+        if mode == "id":
+            return (second, rid)
+        if mode == "reversed":
+            return (second, _reversed_rank(str(rid)), rid)
+        return (second, _hash_rank(exp.salts.get(second, 0), rid), rid)
+
+    def _generate_events(self, start, n_conversions, n_department, n_agent, same_second):
+        """The three event exports, each from its own random stream (the rest of the data never changes)."""
+        span = max(1, self.end - start)
+        if same_second:
+            self.same_second_events = start + span // 2 + 1
+        for name, n in (("conversions", n_conversions), ("department_events", n_department),
+                        ("agent_events", n_agent)):
+            r = random.Random(f"{name}-{self._seed}")
+            self._erngs[name] = random.Random(f"{name}-mutations-{self._seed}")
+            if name == "agent_events":
+                self.chat_account_id = r.randint(100000, 9999999)
+            seconds = sorted(start + r.randrange(span + 1) for _ in range(n))
+            for i in range(1, len(seconds)):
+                if r.random() < 0.2:
+                    seconds[i] = seconds[i - 1]  # runs of records in one second: the cursor's start_id matters
+            if same_second:
+                seconds = sorted(seconds + [self.same_second_events] * same_second)
+            if name == "conversions":
+                instants = [s * 1_000_000 for s in seconds]
+            else:
+                instants = sorted(s * 1_000_000 + r.randrange(1_000_000) for s in seconds)
+            state = self._event_state(name)
+            rows = []
+            for us in instants:
+                record = self._make_event(name, r, us, state)
+                if record is not None:
+                    rows.append((us, record))
+            self._load_events(self._exports[name], rows)
+
+    def _load_events(self, exp, rows):
+        """Store generated (instant_us, record) rows in export order (salting seconds in "scrambled")."""
+        if self.same_second_order == "scrambled":
+            groups = {}
+            for us, record in rows:
+                groups.setdefault(us // 1_000_000, []).append(record["id"])
+            for second, ids in groups.items():
+                if len(ids) > 1:
+                    salt = _pick_salt(ids)
+                    if salt:
+                        exp.salts[second] = salt
+        keyed = sorted(((self._event_key(exp, us // 1_000_000, record["id"]), us, record) for us, record in rows),
+                       key=operator.itemgetter(0))
+        exp.keys = [k for k, _, _ in keyed]
+        exp.instants = [us for _, us, _ in keyed]
+        exp.records = [record for _, _, record in keyed]
+        exp.blobs = [self._event_blob(exp.name, record) for record in exp.records]
+        exp.key_of = {k[-1]: k for k in exp.keys}
+
+    def _event_blob(self, name, record):
+        overrides = self._overrides.get(name, {}).get(record["id"])
+        return _dumps(self._patched(record, overrides, strict=False) if overrides else record)
+
+    def _event_state(self, name):
+        """What the next record of export `name` follows from: ids taken, and for agent and department
+        events each one's current values (replayed from the records in time order)."""
+        exp = self._exports[name]
+        state = {"taken": set(exp.key_of), "values": {}}
+        if name == "conversions":
+            goals = [(g["id"], g["name"]) for g in self.goals if isinstance(g, dict) and "id" in g]
+            state["goals"] = goals or [(70001, "Checkout")]
+            ends = sorted((meta[2], cid) for cid, meta in self._meta.items() if meta[0] == "chat" and meta[2] is not None)
+            state["chat_ends"] = ends
+            state["end_seconds"] = [e for e, _ in ends]
+            state["agents"] = {a["id"]: a for a in self.agents}
+            return state
+        owner = "agent_id" if name == "agent_events" else "department_id"
+        for _, record in sorted(zip(exp.instants, exp.records), key=operator.itemgetter(0)):
+            state["values"][(record[owner], record["field_name"])] = record["value"]
+        return state
+
+    def _make_event(self, name, r, us, state):
+        """One record of export `name` at instant `us`, following `state`; None when nothing fits."""
+        if name == "conversions":
+            record = self._conversion(r, us // 1_000_000, state)
+        elif name == "department_events":
+            record = self._department_event(r, us, state) if self.departments else None
+        else:
+            record = self._agent_event(r, us, state) if self.agents else None
+        if record is not None:
+            state["taken"].add(record["id"])
+        return record
+
+    def _event_id(self, r, kind, owner, taken):
+        while True:
+            rid = f"{''.join(r.choices(ALNUM, k=7))}.{kind}:{owner}.{''.join(r.choices(ALNUM, k=6))}"
+            if rid not in taken:
+                return rid
+
+    def _conversion(self, r, second, state):
+        """Shape: the chats' "conversions" items plus attribution.chat_id (docs/schema-evidence.md); about
+        one in ten (and every one before the first chat ended) has "attribution": null."""
+        while True:
+            rid = f"{self._stamps.yymm(second)}.{r.randint(100000, 99999999)}.{''.join(r.choices(ALNUM, k=13))}"
+            if rid not in state["taken"]:
+                break
+        goal_id, goal_name = r.choice(state["goals"])
+        i = bisect.bisect_right(state["end_seconds"], second - 30)
+        attribution = None
+        if i and r.random() < 0.9:
+            cid = state["chat_ends"][r.randrange(max(0, i - 200), i)][1]
+            chat = json.loads(self._raw_blob(cid))
+            agent_ids = chat.get("agent_ids") or []
+            agent_id = int(agent_ids[0]) if agent_ids else None
+            agent = state["agents"].get(agent_id)
+            attribution = {
+                "agent_id": agent_id,
+                "agent_name": agent["display_name"] if agent else (chat.get("agent_names") or [None])[0],
+                "chat_id": cid,
+                "chat_timestamp": chat.get("timestamp"),
+                "department_id": chat.get("department_id"),
+                "department_name": chat.get("department_name"),
+            }
+        return {"id": rid, "goal_id": goal_id, "goal_name": goal_name, "timestamp": self._stamps.iso(second),
+                "attribution": attribution}
+
+    def _department_event(self, r, us, state):
+        """Shape: id, department_id, field_name, previous_value, value, timestamp (docs/schema-evidence.md):
+        mostly "status" changes (strings), some "members" changes whose values are objects."""
+        dept = r.choice(self.departments)
+        did = dept["id"]
+        values = state["values"]
+        if r.random() < 0.85 or not self.agents:
+            field = "status"
+            previous = values.get((did, field), "offline")
+            value = r.choice([s for s in DEPARTMENT_STATUSES if s != previous])
+        else:
+            field = "members"
+            before = values.get((did, field))
+            before = before["agent_ids"] if isinstance(before, dict) else (dept.get("members") or [])
+            previous = {"agent_ids": list(before)}
+            value = {"agent_ids": sorted(set(before) ^ {r.choice(self.agents)["id"]})}
+        values[(did, field)] = value
+        return {"department_id": did, "field_name": field, "id": self._event_id(r, "department", did, state["taken"]),
+                "previous_value": previous, "timestamp": self._stamps.iso_us(us), "value": value}
+
+    def _agent_event(self, r, us, state):
+        """Shape of the documented example: account_id, agent_id, field_name ("status": strings,
+        "engagements": integers), id, previous_value, timestamp (6-digit fraction), value."""
+        aid = r.choice(self.agents)["id"]
+        values = state["values"]
+        if r.random() < 0.7:
+            field = "status"
+            previous = values.get((aid, field), "offline")
+            value = r.choice([s for s in STATUS_VALUES if s != previous])
+        else:
+            field = "engagements"
+            previous = values.get((aid, field), 0)
+            previous = previous if isinstance(previous, int) else 0
+            value = previous + 1 if previous == 0 or r.random() < 0.55 else previous - 1
+        values[(aid, field)] = value
+        return {"account_id": self.chat_account_id, "agent_id": aid, "field_name": field,
+                "id": self._event_id(r, "agent", aid, state["taken"]), "previous_value": previous,
+                "timestamp": self._stamps.iso_us(us), "value": value}
+
+    def _insert_event(self, exp, us, record):
+        """Put a new record of `exp` in export order at instant `us` (re-salting its second in "scrambled")."""
+        second = us // 1_000_000
+        key = self._event_key(exp, second, record["id"])
+        i = bisect.bisect_right(exp.keys, key)
+        exp.keys.insert(i, key)
+        exp.instants.insert(i, us)
+        exp.records.insert(i, record)
+        exp.blobs.insert(i, self._event_blob(exp.name, record))
+        exp.key_of[record["id"]] = key
+        if self.same_second_order == "scrambled":
+            lo, hi = bisect.bisect_left(exp.keys, (second,)), bisect.bisect_left(exp.keys, (second + 1,))
+            ids = [k[-1] for k in exp.keys[lo:hi]]
+            if len(ids) > 1 and ids == sorted(ids):
+                exp.salts[second] = _pick_salt(ids, exp.salts.get(second, 0) + 1)
+                rows = sorted(zip((self._event_key(exp, second, rid) for rid in ids), exp.instants[lo:hi],
+                                  exp.records[lo:hi], exp.blobs[lo:hi]), key=operator.itemgetter(0))
+                exp.keys[lo:hi] = [row[0] for row in rows]
+                exp.instants[lo:hi] = [row[1] for row in rows]
+                exp.records[lo:hi] = [row[2] for row in rows]
+                exp.blobs[lo:hi] = [row[3] for row in rows]
+                for row in rows:
+                    exp.key_of[row[0][-1]] = row[0]
+
     # ---------------------------------------------------------------- read access
     @property
     def chats(self):
@@ -1180,6 +1421,54 @@ class Dataset:
 
     def is_deleted(self, chat_id):
         return chat_id in self._deleted
+
+    # --- the event exports (conversions, department_events, agent_events)
+    @property
+    def conversions(self):
+        """Every record of /incremental/conversions as served (set_field overrides applied), in export order:
+        by second, then by the same_second_order rule (default: id)."""
+        return self.served("conversions")
+
+    @property
+    def department_events(self):
+        """Every record of /incremental/department_events as served, in export order."""
+        return self.served("department_events")
+
+    @property
+    def agent_events(self):
+        """Every record of /incremental/agent_events as served, in export order."""
+        return self.served("agent_events")
+
+    def event_ids(self, name):
+        """The own ids of export `name` (one of EVENT_EXPORTS) in export order."""
+        with self.lock:
+            return [k[-1] for k in self._exports[name].keys]
+
+    def event_count(self, name):
+        return len(self._exports[name])
+
+    def event_second(self, name, rid):
+        """The second (epoch) that places record `rid` of export `name` in the export."""
+        return self._exports[name].key_of[rid][0]
+
+    def event_instant(self, name, rid):
+        """The record's own instant in epoch microseconds (its timestamp, fraction included)."""
+        with self.lock:
+            exp = self._exports[name]
+            return exp.instants[exp.index_of(rid)]
+
+    def event_slice(self, name, start_second, start_id, inclusive, limit):
+        """An export page of `name` (callers hold self.lock): (second, id, instant_us, served bytes) of the
+        records after the cursor (start_second, start_id), at most `limit`; like export_slice for chats."""
+        exp = self._exports[name]
+        if start_id is None:
+            i = bisect.bisect_left(exp.keys, (start_second,))
+        elif inclusive:
+            i = bisect.bisect_left(exp.keys, self._event_key(exp, start_second, start_id))
+        else:
+            i = bisect.bisect_right(exp.keys, self._event_key(exp, start_second, start_id))
+        j = min(len(exp.keys), i + limit)
+        return [(exp.keys[k][0], exp.keys[k][-1], exp.instants[k], exp.blobs[k]) for k in range(i, j)]
 
     # ---------------------------------------------------------------- mutations
     def _next_ts(self):
@@ -1294,6 +1583,36 @@ class Dataset:
                 added.append(self._append_timeline(r, last, r.choice(self.agents)["id"]))
             return added
 
+    def add_events(self, name, n):
+        """`n` new records of export `name` (one of EVENT_EXPORTS), later than every record it holds and
+        every chat update; a few share a second. Draws from the export's own random stream (so chats,
+        agents... are not affected). Returns their ids."""
+        if name not in EVENT_EXPORTS:
+            raise ValueError(f"unknown export {name!r}; one of {EVENT_EXPORTS}")
+        with self.lock:
+            exp = self._exports[name]
+            r = self._erngs[name]
+            state = self._event_state(name)
+            second = max(exp.max_second() or self.end, self._max_ts)
+            last_us = 0
+            limit = time.time() - MUTATION_MARGIN_SECONDS
+            ids = []
+            for k in range(n):
+                second += r.randint(1, 20) if k == 0 else r.choice((0, 0, 1, 3, 12))
+                if second > limit:
+                    raise ValueError(f"a new {name} record would fall within 10 minutes of now")
+                us = second * 1_000_000 + (0 if name == "conversions" else r.randrange(1_000_000))
+                if name != "conversions" and us <= last_us:
+                    us = last_us + 1
+                    second = us // 1_000_000
+                last_us = us
+                record = self._make_event(name, r, us, state)
+                if record is None:
+                    continue
+                self._insert_event(exp, us, record)
+                ids.append(record["id"])
+            return ids
+
     def mutate(self, seed=0):
         """A realistic mix of changes between two syncs; returns what changed."""
         with self.lock:
@@ -1335,6 +1654,11 @@ class Dataset:
                 self.remove_ban(bid)
             new_bans = self.add_bans(ip=2, visitor=2)
             new_timeline = self.add_timeline_entries(20) if self.agents else []
+            # the event exports: each from its own stream, so the changes above are what they were without them
+            new_events = {}
+            for name, n in (("conversions", 4), ("department_events", 3), ("agent_events", 6)):
+                self._erngs[name] = random.Random(f"mutate-{name}-{seed}")
+                new_events[f"new_{name}"] = self.add_events(name, n)
             return {
                 "updated_chats": updated,
                 "new_chats": new_chats + new_offline,
@@ -1346,6 +1670,7 @@ class Dataset:
                 "new_bans": new_bans,
                 "removed_bans": removed_bans,
                 "new_timeline_entries": len(new_timeline),
+                **new_events,
             }
 
     # ---------------------------------------------------------------- arbitrary values (set_field)
@@ -1356,12 +1681,12 @@ class Dataset:
 
         stream: one of SET_FIELD_STREAMS: "chats", "agent_timeline", "agents", "bans" (both arrays),
           "bans.ip_address", "bans.visitor", "departments", "goals", "roles", "skills", "shortcuts",
-          "triggers", "account", "routing_settings".
+          "triggers", "account", "routing_settings", "conversions", "department_events", "agent_events".
         record: which record (ignored for account and routing_settings). by="auto" tries, in order, the
           record's key -- chats: id; agent_timeline: (agent_id, start_time) as stored; shortcuts: name;
           triggers: id, or name for a trigger without id; others: id -- and then an int index into the
-          stream's order (chats: export order; agent_timeline: time order; "bans": the id-sorted union;
-          otherwise list order). by="index" or by="id" forces one reading.
+          stream's order (chats and the event exports: export order; agent_timeline: time order; "bans":
+          the id-sorted union; otherwise list order). by="index" or by="id" forces one reading.
         path: list of object keys (str) and array indices (int); setting index == len appends; an empty
           path replaces the whole record.
 
@@ -1372,7 +1697,7 @@ class Dataset:
         (chats and agent_timeline are re-serialised into their pre-serialised blobs). What does NOT
         change is where the API itself puts the record: export order and cursors, the agent/ban
         since_id windows, the chat search index and `end_time`/`end_id`/`next_page` all come from the
-        record's own values. In particular overriding a chat's "update_timestamp" (or "id") does not
+        record's own values (likewise for the event exports: their order, end_time and end_id). In particular overriding a chat's "update_timestamp" (or "id") does not
         move the chat in the export order: the API's order is its own. Returns the record as now served.
         """
         if stream not in SET_FIELD_STREAMS:
@@ -1402,6 +1727,9 @@ class Dataset:
             elif table == "agent_timeline":
                 i = self._timeline_index(key)
                 self._timeline_blobs[i] = _dumps(served)
+            elif table in EVENT_EXPORTS:
+                exp = self._exports[table]
+                exp.blobs[exp.index_of(key)] = _dumps(served)
             return served
 
     def clear_fields(self, stream=None):
@@ -1417,6 +1745,9 @@ class Dataset:
                     self._version += 1
                 elif table == "agent_timeline":
                     self._timeline_blobs = [_dumps(e) for e in self.agent_timeline]
+                elif table in EVENT_EXPORTS:
+                    exp = self._exports[table]
+                    exp.blobs = [_dumps(record) for record in exp.records]
 
     def served(self, stream):
         """What the endpoint serves for `stream` right now, overrides applied (a list, or a dict for account,
@@ -1434,6 +1765,8 @@ class Dataset:
                 return self.chats
             if stream == "agent_timeline":
                 return [json.loads(b) for b in self._timeline_blobs]
+            if stream in EVENT_EXPORTS:
+                return [json.loads(b) for b in self._exports[stream].blobs]
             return self.patch_records(stream, getattr(self, stream))
 
     def patch_records(self, table, records):
@@ -1494,6 +1827,14 @@ class Dataset:
                 k = self._timeline_keys[record]
                 return (k[0], k[-1]), self.agent_timeline[record]
             raise KeyError(f"no agent_timeline entry {record!r}")
+        if table in EVENT_EXPORTS:
+            exp = self._exports[table]
+            if by != "index" and isinstance(record, str) and record in exp.key_of:
+                return record, exp.records[exp.index_of(record)]
+            if by != "id" and is_index and -len(exp) <= record < len(exp):
+                own = exp.records[record]
+                return own["id"], own
+            raise KeyError(f"no {table} record {record!r}")
         if stream == "bans":
             records = sorted((b for arr in self.bans.values() for b in arr), key=lambda b: b["id"])
         elif table == "bans":

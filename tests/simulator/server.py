@@ -34,6 +34,14 @@ NO_API_ACCESS = {"error": "Forbidden",
                  "description": "Your account's plan does not include REST API access. Upgrade to a plan with REST API access."}
 INTEGRATED_ACCOUNT = {"error": "Forbidden",
                       "description": "This endpoint is not available for Chat accounts integrated with Zendesk Support."}
+AGENT_EVENTS_UNAVAILABLE = {
+    403: {"error": "Forbidden", "description": "The Agent Events API is not available for this account."},
+    404: {"error": "Not Found", "description": "The requested resource 'incremental/agent_events' does not exist"},
+}
+# The newer incremental exports: name -> whether `fields` expands records (the agent events page says
+# "Resource Expansion: Not applicable": full records whatever `fields` says).
+EVENT_EXPORTS = {"conversions": True, "department_events": True, "agent_events": False}
+TIME_UNITS = ("seconds", "microseconds")
 
 EXPORT_LIMIT = 1000
 AGENTS_LIMIT = 100
@@ -255,9 +263,25 @@ class Simulator:
     def __init__(self, dataset, token="sim-token", rate_limit_per_minute=None, rate_limit_window=60.0,
                  integrated_account=False, api_access=True, start_id_inclusive=False, bans_limit_mode="total",
                  token_ttl=None, client_id="sim-client", client_secret="sim-secret", refresh_token="sim-refresh",
-                 rotate_refresh_tokens=False, gzip_bodies=False, fault_rate=0.0, fault_kinds=Fault.RANDOM_DEFAULT, fault_seed=0, stall_seconds=5.0, port=0):
+                 rotate_refresh_tokens=False, gzip_bodies=False, fault_rate=0.0, fault_kinds=Fault.RANDOM_DEFAULT, fault_seed=0, stall_seconds=5.0, port=0,
+                 agent_events_available=True, agent_events_unavailable_status=403, agent_events_time_unit="seconds",
+                 events_end_id=True):
+        """Options of the event exports (/incremental/conversions, /department_events, /agent_events):
+
+        agent_events_available: False answers /incremental/agent_events with agent_events_unavailable_status
+          (403, as for a plan-limited endpoint, or 404) -- the API is "in limited availability".
+        agent_events_time_unit: "seconds" (like every export but agent_timeline) or "microseconds" (what
+          the agent events page's parameter table says): the unit of its start_time and end_time.
+        events_end_id: False leaves end_id out of the three event exports' envelopes (whether they send
+          it is not documented; chats always do).
+        start_id_inclusive applies to them as to chats.
+        """
         if bans_limit_mode not in ("total", "per_array"):
             raise ValueError("bans_limit_mode must be 'total' or 'per_array'")
+        if agent_events_unavailable_status not in AGENT_EVENTS_UNAVAILABLE:
+            raise ValueError("agent_events_unavailable_status must be 403 or 404")
+        if agent_events_time_unit not in TIME_UNITS:
+            raise ValueError(f"agent_events_time_unit must be one of {TIME_UNITS}")
         unknown = set(fault_kinds) - set(Fault.ALL)
         if unknown:
             raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
@@ -275,6 +299,10 @@ class Simulator:
         self.refresh_token = refresh_token
         self.rotate_refresh_tokens = rotate_refresh_tokens  # each refresh grant replaces the refresh token
         self.gzip_bodies = gzip_bodies  # compress bodies for clients that send Accept-Encoding: gzip
+        self.agent_events_available = agent_events_available
+        self.agent_events_unavailable_status = agent_events_unavailable_status
+        self.agent_events_time_unit = agent_events_time_unit
+        self.events_end_id = events_end_id
         self._rotations = 0
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
@@ -305,6 +333,9 @@ class Simulator:
             "bans": self._bans,
             "incremental/chats": self._incremental_chats,
             "incremental/agent_timeline": self._agent_timeline,
+            "incremental/conversions": lambda q, ctx: self._event_export("conversions", q, ctx),
+            "incremental/department_events": lambda q, ctx: self._event_export("department_events", q, ctx),
+            "incremental/agent_events": lambda q, ctx: self._event_export("agent_events", q, ctx),
             "chats/search": self._chats_search,
             "chats": self._chats_list,
         }
@@ -399,6 +430,12 @@ class Simulator:
         """The chat served without "id" under hostile flag record_without_key."""
         ds = self.dataset
         return ds.chat_id_at(min(1, ds.chat_count() - 1)) if ds.chat_count() else None
+
+    def keyless_event_id(self, name):
+        """The record of event export `name` served without "id" under hostile flag record_without_key."""
+        ds = self.dataset
+        ids = ds.event_ids(name)
+        return ids[min(1, len(ids) - 1)] if ids else None
 
     # ---------------------------------------------------------------- request handling
     def handle_request(self, handler):
@@ -692,6 +729,57 @@ class Simulator:
         next_page = f"{ctx['root']}/incremental/agent_timeline?{urllib.parse.urlencode(params)}"
         tail = {"count": len(keys), "end_time": end_time, "next_page": next_page}
         return _Response(200, _json_array_body("agent_timeline", items, tail))
+
+    def _event_export(self, name, query, ctx):
+        """/incremental/<name> for the event exports: the chats export's envelope and paging rules."""
+        if name == "agent_events" and not self.agent_events_available:
+            status = self.agent_events_unavailable_status
+            return _json(status, AGENT_EVENTS_UNAVAILABLE[status])
+        if "start_time" not in query:
+            raise _BadRequest("start_time is required")
+        start_time = _int_param(query, "start_time", None)
+        micro = name == "agent_events" and self.agent_events_time_unit == "microseconds"
+        start_second = start_time // 1_000_000 if micro else start_time
+        if start_second > time.time() - FIVE_MINUTES:
+            raise _BadRequest("start_time must be more than 5 minutes in the past")
+        limit = _int_param(query, "limit", EXPORT_LIMIT, 1, EXPORT_LIMIT)
+        start_id = query.get("start_id") or None
+        fields = query.get("fields")
+        selected = _parse_fields(fields, name) if EVENT_EXPORTS[name] else "*"
+        ds = self.dataset
+        keyless = self.keyless_event_id(name) if "record_without_key" in self.hostile else None
+        with ds.lock:
+            rows = ds.event_slice(name, start_second, start_id, self.start_id_inclusive, limit)
+            if selected == "*":
+                items = [blob for _, _, _, blob in rows]
+            elif selected is None:
+                patched = ds.overridden(name)
+                items = [b'{"id":' + json.dumps(rid).encode() + b"}" if rid not in patched
+                         else _ids_only(json.loads(blob)) for _, rid, _, blob in rows]
+            else:
+                items = [_dumps(_select(json.loads(blob), selected)) for _, _, _, blob in rows]
+        if keyless is not None:
+            for i, (_, rid, _, _) in enumerate(rows):
+                if rid == keyless:
+                    items[i] = _dumps(_select(json.loads(items[i]), None, drop="id"))
+        if rows:
+            end_time = rows[-1][2] if micro else rows[-1][0]
+            end_id = rows[-1][1]
+        else:
+            end_time, end_id = start_time, start_id
+        params = {}
+        if fields is not None:
+            params["fields"] = fields
+        params["limit"] = limit
+        params["start_time"] = end_time
+        if end_id is not None:
+            params["start_id"] = end_id
+        next_page = f"{ctx['root']}/incremental/{name}?{urllib.parse.urlencode(params)}"
+        tail = {"count": len(rows), "end_time": end_time}
+        if self.events_end_id:
+            tail["end_id"] = end_id
+        tail["next_page"] = next_page
+        return _Response(200, _json_array_body(name, items, tail))
 
     def _chats_search(self, query, ctx):
         q = query.get("q")

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -842,3 +843,343 @@ def test_set_field_pins_over_mutations_and_rejects_bad_paths(fresh):
     assert get(f"{s.base_url}/chats/{cid}").json()["tags"] != 7 and ds.chat(cid) == json.loads(ds.blob(cid))
     search = get(f"{s.base_url}/chats/search", q="type:chat AND timestamp:[* TO *]").json()
     assert search["count"] > 0
+
+
+# ------------------------------------------------------------------ event exports: conversions, department_events, agent_events
+EVENTS = ("conversions", "department_events", "agent_events")
+EVENT_ARGS = dict(seed=12, chats=150, offline_msgs=10, agents=25, timeline_entries=20, conversions=90,
+                  department_events=70, agent_events=110, same_second_events=23, end=OLD)
+
+
+@pytest.fixture(scope="module")
+def events_ds():
+    return Dataset.generate(**EVENT_ARGS)
+
+
+@pytest.fixture(scope="module")
+def events_sims(events_ds):
+    with Simulator(events_ds) as exclusive, Simulator(events_ds, start_id_inclusive=True) as inclusive:
+        yield exclusive, inclusive
+
+
+def walk_events(base_url, name, limit, start_time=0, inclusive=False, fields="*", unit=1):
+    """Every record of an event export in served order, following next_page; with start_id inclusive the
+    first record of a page repeats the last of the one before (checked, then dropped)."""
+    query = f"fields={name}({fields})&" if fields else ""
+    url = f"{base_url}/incremental/{name}?{query}limit={limit}&start_time={start_time * unit}"
+    pages, seen = [], []
+    while True:
+        body = requests.get(url, headers=AUTH, timeout=10).json()
+        assert body["count"] == len(body[name]) and body["next_page"]
+        items = body[name]
+        if inclusive and pages and pages[-1][name] and items:
+            assert items[0] == pages[-1][name][-1]
+            items = items[1:]
+        pages.append(body)
+        seen += items
+        if body["count"] < limit:
+            return pages, seen
+        url = body["next_page"]
+
+
+def _micros(iso):
+    secs, _, frac = iso[:-1].partition(".")
+    return _epoch(secs + "Z") * 1_000_000 + int(frac or 0)
+
+
+def test_event_shapes(events_ds):
+    ds = events_ds
+    chats = {c["id"]: c for c in ds.chats}
+    conversions = ds.conversions
+    assert len(conversions) == 90 + 23 and ds.event_ids("conversions") == [c["id"] for c in conversions]
+    goals = {g["id"]: g["name"] for g in ds.goals}
+    attributed = [c for c in conversions if c["attribution"] is not None]
+    assert 0 < len(attributed) < len(conversions)
+    for c in conversions:
+        assert list(c) == ["id", "goal_id", "goal_name", "timestamp", "attribution"]
+        assert isinstance(c["id"], str) and goals[c["goal_id"]] == c["goal_name"]
+        assert c["timestamp"].endswith("Z") and "." not in c["timestamp"]
+    for c in attributed:
+        a, chat = c["attribution"], chats[c["attribution"]["chat_id"]]
+        assert set(a) == {"agent_id", "agent_name", "chat_id", "chat_timestamp", "department_id", "department_name"}
+        assert a["chat_timestamp"] == chat["timestamp"] and a["department_id"] == chat["department_id"]
+        assert chat["type"] == "chat" and _epoch(chat["end_timestamp"]) + 30 <= _epoch(c["timestamp"])
+        assert a["agent_id"] is None or str(a["agent_id"]) == chat["agent_ids"][0]
+    departments = {d["id"] for d in ds.departments}
+    dept = ds.department_events
+    assert len(dept) == 70 + 23 and {e["field_name"] for e in dept} == {"status", "members"}
+    for e in dept:
+        assert list(e) == ["department_id", "field_name", "id", "previous_value", "timestamp", "value"]
+        assert e["department_id"] in departments and e["id"].split(".")[1] == f"department:{e['department_id']}"
+        kind = str if e["field_name"] == "status" else dict
+        assert type(e["value"]) is kind and type(e["previous_value"]) is kind and e["value"] != e["previous_value"]
+        assert len(e["timestamp"]) == len("2018-10-19T12:33:50.140101Z")
+    agents = {a["id"] for a in ds.agents}
+    events = ds.agent_events
+    assert len(events) == 110 + 23 and {e["field_name"] for e in events} == {"status", "engagements"}
+    for e in events:
+        assert list(e) == ["account_id", "agent_id", "field_name", "id", "previous_value", "timestamp", "value"]
+        assert e["agent_id"] in agents and e["account_id"] == ds.chat_account_id
+        assert e["id"].split(".")[1] == f"agent:{e['agent_id']}"
+        kind = str if e["field_name"] == "status" else int
+        assert type(e["value"]) is kind and type(e["previous_value"]) is kind
+        assert _micros(e["timestamp"]) == ds.event_instant("agent_events", e["id"])
+    # previous_value follows each agent's own chain, in time order
+    last = {}
+    for e in sorted(events, key=lambda e: _micros(e["timestamp"])):
+        key = (e["agent_id"], e["field_name"])
+        assert e["previous_value"] == last.get(key, "offline" if e["field_name"] == "status" else 0)
+        last[key] = e["value"]
+    for name in EVENTS:
+        ids = ds.event_ids(name)
+        assert len(set(ids)) == len(ids)
+        seconds = [ds.event_second(name, i) for i in ids]
+        assert seconds == sorted(seconds)
+        assert [(s, i) for s, i in zip(seconds, ids)] == sorted(zip(seconds, ids))  # default order: ids
+        groups = {}
+        for s in seconds:
+            groups[s] = groups.get(s, 0) + 1
+        assert groups[ds.same_second_events] >= 23 and sum(1 for n in groups.values() if n > 1) >= 5
+
+
+def test_event_exports_change_nothing_else():
+    base = dict(seed=9, chats=200, offline_msgs=20, agents=20, timeline_entries=30, end=OLD)
+    plain = Dataset.generate(conversions=0, department_events=0, agent_events=0, **base)
+    full = Dataset.generate(**base)
+    assert [full.event_count(n) for n in EVENTS] == [120, 80, 150] and [plain.event_count(n) for n in EVENTS] == [0, 0, 0]
+    for stream in ("chats", "agent_timeline", "agents", "bans", "departments", "goals", "triggers", "account"):
+        assert full.served(stream) == plain.served(stream), stream
+    a, b = plain.mutate(seed=3), full.mutate(seed=3)
+    assert {k: v for k, v in b.items() if k not in ("new_conversions", "new_department_events", "new_agent_events")} \
+        == {k: v for k, v in a.items() if k not in ("new_conversions", "new_department_events", "new_agent_events")}
+    assert full.chats == plain.chats and full.agent_timeline == plain.agent_timeline and full.agents == plain.agents
+    assert [len(a[f"new_{n}"]) for n in EVENTS] == [len(b[f"new_{n}"]) for n in EVENTS] == [4, 3, 6]
+
+
+@pytest.mark.parametrize("name", EVENTS)
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_event_export_walks_everything_once(events_sims, events_ds, name, inclusive):
+    ds, sim = events_ds, events_sims[inclusive]
+    pages, seen = walk_events(sim.base_url, name, limit=7, inclusive=inclusive)
+    assert [r["id"] for r in seen] == ds.event_ids(name) and seen == ds.served(name)
+    assert pages[-1]["count"] < 7
+    inside = 0
+    for page, following in zip(pages, pages[1:]):
+        last = page[name][-1]
+        assert page["end_id"] == last["id"] and page["end_time"] == ds.event_second(name, last["id"])
+        assert page["next_page"] == (f"{sim.base_url}/incremental/{name}?fields={name}%28%2A%29&limit=7"
+                                     f"&start_time={page['end_time']}&start_id={urllib.parse.quote(page['end_id'], safe='')}")
+        nxt = following[name][1:] if inclusive else following[name]  # inclusive: [0] repeats the cursor
+        if nxt and ds.event_second(name, nxt[0]["id"]) == page["end_time"]:
+            inside += 1  # the cursor fell inside a second of 2+ records
+    assert inside >= 3  # the 23-record second alone spans pages
+    # start_time alone re-reads the second: the page after a cursor inside a second needs start_id
+    t = ds.same_second_events
+    block = [i for i in ds.event_ids(name) if ds.event_second(name, i) == t]
+    first = get(f"{sim.base_url}/incremental/{name}", start_time=t, limit=10, fields=f"{name}(*)").json()
+    assert [r["id"] for r in first[name]] == block[:10]
+    again = get(f"{sim.base_url}/incremental/{name}", start_time=first["end_time"], limit=10, fields=f"{name}(*)").json()
+    assert again[name] == first[name]
+    after = get(f"{sim.base_url}/incremental/{name}", start_time=t, start_id=block[9], limit=10,
+                fields=f"{name}(*)").json()
+    assert [r["id"] for r in after[name]] == (block[9:19] if inclusive else block[10:20])
+
+
+def test_event_export_envelopes_and_fields(events_sims, events_ds):
+    sim = events_sims[0]
+    for name in EVENTS:
+        body = get(f"{sim.base_url}/incremental/{name}", start_time=0, limit=3, fields=f"{name}(*)").json()
+        assert list(body) == [name, "count", "end_time", "end_id", "next_page"]
+        legacy = get(f"{sim.legacy_base_url}/incremental/{name}", start_time=0, limit=3, fields=f"{name}(*)").json()
+        assert legacy[name] == body[name] and legacy["next_page"].startswith(f"{sim.legacy_base_url}/incremental/{name}?")
+        bare = get(f"{sim.base_url}/incremental/{name}", start_time=0, limit=3).json()
+        some = get(f"{sim.base_url}/incremental/{name}", start_time=0, limit=3, fields=f"{name}(id,timestamp)").json()
+        if name == "agent_events":  # "Resource Expansion: Not applicable": whole records whatever fields says
+            assert bare[name] == some[name] == body[name]
+            assert "fields" not in bare["next_page"]
+        else:
+            assert bare[name] == [{"id": r["id"]} for r in body[name]]
+            assert some[name] == [{"id": r["id"], "timestamp": r["timestamp"]} for r in body[name]]
+            assert get(f"{sim.base_url}/incremental/{name}", start_time=0, fields="chats(*)").status_code == 400
+        empty = get(f"{sim.base_url}/incremental/{name}", start_time=OLD - 10).json()
+        assert empty[name] == [] and empty["count"] == 0 and empty["end_time"] == OLD - 10 and empty["end_id"] is None
+        assert empty["next_page"]
+        held = get(f"{sim.base_url}/incremental/{name}", start_time=OLD - 10, start_id="abc").json()
+        assert held["end_id"] == "abc" and "start_id=abc" in held["next_page"]
+
+
+@pytest.mark.parametrize("name", EVENTS)
+def test_event_export_validation(events_sims, name):
+    sim = events_sims[0]
+    url = f"{sim.base_url}/incremental/{name}"
+    assert get(url).status_code == 400  # start_time is required
+    assert get(url, start_time=0, limit=1001).status_code == 400
+    assert get(url, start_time=0, limit=0).status_code == 400
+    assert get(url, start_time="soon").status_code == 400
+    for start in (int(time.time()) - 60, int(time.time()) + 3600):
+        resp = get(url, start_time=start)
+        assert resp.status_code == 400 and set(resp.json()) == {"error", "description"}
+    assert get(url, start_time=int(time.time()) - 400).status_code == 200
+    assert len(get(url, start_time=0).json()[name]) == min(1000, {"conversions": 113, "department_events": 93,
+                                                                   "agent_events": 133}[name])
+
+
+def test_agent_events_unavailable(fresh, events_ds):
+    for status, options in ((403, {}), (403, {"agent_events_unavailable_status": 403}),
+                            (404, {"agent_events_unavailable_status": 404})):
+        s = fresh(events_ds, agent_events_available=False, **options)
+        resp = get(f"{s.base_url}/incremental/agent_events", start_time=0, fields="agent_events(*)")
+        assert resp.status_code == status and set(resp.json()) == {"error", "description"}
+        assert get(f"{s.legacy_base_url}/incremental/agent_events", start_time=0).status_code == status
+        for other in ("conversions", "department_events", "chats"):
+            assert get(f"{s.base_url}/incremental/{other}", start_time=0).status_code == 200
+    with pytest.raises(ValueError):
+        Simulator(events_ds, agent_events_unavailable_status=500)
+
+
+def test_agent_events_in_microseconds_and_without_end_id(fresh, events_ds):
+    ds = events_ds
+    s = fresh(ds, agent_events_time_unit="microseconds", events_end_id=False)
+    pages, seen = walk_events(s.base_url, "agent_events", limit=9, unit=1_000_000)
+    assert [e["id"] for e in seen] == ds.event_ids("agent_events")
+    for page in pages[:-1]:
+        last = page["agent_events"][-1]
+        assert "end_id" not in page and page["end_time"] == _micros(last["timestamp"]) > 10**15
+        assert f"start_time={page['end_time']}&start_id=" in page["next_page"]
+    soon = (int(time.time()) - 60) * 1_000_000
+    assert get(f"{s.base_url}/incremental/agent_events", start_time=soon).status_code == 400
+    assert get(f"{s.base_url}/incremental/agent_events", start_time=(int(time.time()) - 400) * 1_000_000).status_code == 200
+    # the other two keep seconds, without end_id too
+    body = get(f"{s.base_url}/incremental/conversions", start_time=0, limit=2, fields="conversions(*)").json()
+    assert "end_id" not in body and body["end_time"] == ds.event_second("conversions", body["conversions"][-1]["id"])
+    with pytest.raises(ValueError):
+        Simulator(ds, agent_events_time_unit="ms")
+
+
+def test_event_exports_after_mutations(fresh):
+    ds = Dataset.generate(seed=14, chats=100, offline_msgs=10, agents=15, timeline_entries=10, end=OLD)
+    s = fresh(ds)
+    bookmarks = {}
+    for name in EVENTS:
+        last = walk_events(s.base_url, name, limit=1000)[0][-1]
+        bookmarks[name] = (last["end_time"], last["end_id"])
+    before = {name: ds.served(name) for name in EVENTS}
+    summary = ds.mutate(seed=2)
+    again = ds.mutate(seed=3)
+    assert [len(summary[f"new_{n}"]) for n in EVENTS] == [4, 3, 6]
+    for name in EVENTS:
+        new = summary[f"new_{name}"] + again[f"new_{name}"]
+        start_time, start_id = bookmarks[name]
+        body = get(f"{s.base_url}/incremental/{name}", start_time=start_time, start_id=start_id,
+                   fields=f"{name}(*)").json()
+        assert [r["id"] for r in body[name]] == ds.event_ids(name)[-len(new):] and set(new) == {r["id"] for r in body[name]}
+        assert all(ds.event_second(name, i) > start_time for i in new)
+        assert max(ds.event_second(name, i) for i in new) < time.time() - 600
+        assert ds.served(name)[:len(before[name])] == before[name]  # nothing old moved or changed
+    assert ds.event_second("conversions", again["new_conversions"][0]) > ds.max_update_timestamp - 100
+    chats = {c["id"] for c in ds.chats}
+    assert all(c["attribution"] is None or c["attribution"]["chat_id"] in chats for c in ds.conversions)
+    # agent events keep each agent's chain going across mutations
+    last = {}
+    for e in sorted(ds.agent_events, key=lambda e: _micros(e["timestamp"])):
+        key = (e["agent_id"], e["field_name"])
+        assert e["previous_value"] == last.get(key, "offline" if e["field_name"] == "status" else 0)
+        last[key] = e["value"]
+    assert ds.add_events("conversions", 2) and len(ds.conversions) == 120 + 8 + 2
+    with pytest.raises(ValueError):
+        ds.add_events("tickets", 1)
+    summary_http = requests.post(f"{s.host_url}/_sim/mutate?seed=7", timeout=5).json()
+    assert len(summary_http["new_agent_events"]) == 6
+
+
+def test_event_exports_same_second_orders():
+    for mode in ("reversed", "scrambled"):
+        ds = Dataset.generate(same_second_order=mode, **EVENT_ARGS)
+        plain = Dataset.generate(**EVENT_ARGS)
+        with Simulator(ds) as s, Simulator(ds, start_id_inclusive=True) as inclusive:
+            for name in EVENTS:
+                assert sorted(ds.event_ids(name)) == sorted(plain.event_ids(name))
+                groups = {}
+                for i in ds.event_ids(name):
+                    groups.setdefault(ds.event_second(name, i), []).append(i)
+                multi = [g for g in groups.values() if len(g) > 1]
+                assert multi and all(g != sorted(g) for g in multi), (mode, name)
+                if mode == "reversed":
+                    assert all(g == sorted(g, reverse=True) for g in multi)
+                assert [r["id"] for r in walk_events(s.base_url, name, limit=6)[1]] == ds.event_ids(name)
+                assert [r["id"] for r in walk_events(inclusive.base_url, name, limit=6, inclusive=True)[1]] == \
+                    ds.event_ids(name)
+                new = ds.add_events(name, 8)
+                tail = ds.event_ids(name)[-len(new):]
+                assert set(tail) == set(new)
+                seconds = [ds.event_second(name, i) for i in ds.event_ids(name)]
+                assert seconds == sorted(seconds)
+                for second in {ds.event_second(name, i) for i in new}:
+                    group = [i for i in ds.event_ids(name) if ds.event_second(name, i) == second]
+                    assert len(group) < 2 or group != sorted(group), (mode, name)
+
+
+def test_event_exports_set_field(fresh):
+    ds = Dataset.generate(seed=15, chats=60, offline_msgs=5, agents=12, timeline_entries=5, end=OLD)
+    s = fresh(ds)
+    order = {name: ds.event_ids(name) for name in EVENTS}
+    conv = order["conversions"][2]
+    ds.set_field("conversions", conv, ["goal_id"], "70001")
+    ds.set_field("conversions", 3, ["attribution"], ["not", "an", "object"])
+    ds.set_field("department_events", 0, ["value"], {"nested": [1, 2]})
+    ds.set_field("agent_events", order["agent_events"][4], ["timestamp"], 1539952430)
+    ds.set_field("agent_events", 5, ["id"], 12345)
+    ds.set_field("agent_events", 6, ["previous_value"], Dataset.REMOVE)
+    conversions = walk_events(s.base_url, "conversions", limit=1000)[1]
+    assert [c["id"] for c in conversions] == order["conversions"]  # the API's order is its own
+    assert conversions[2]["goal_id"] == "70001" and conversions[3]["attribution"] == ["not", "an", "object"]
+    assert walk_events(s.base_url, "department_events", limit=1000)[1][0]["value"] == {"nested": [1, 2]}
+    pages, events = walk_events(s.base_url, "agent_events", limit=5)
+    assert events[4]["timestamp"] == 1539952430 and events[5]["id"] == 12345 and "previous_value" not in events[6]
+    assert pages[1]["end_id"] == order["agent_events"][9]  # envelopes come from the records' own values
+    assert ds.served("agent_events")[5]["id"] == 12345 and ds.agent_events == events
+    ids_only = get(f"{s.base_url}/incremental/conversions", start_time=0, limit=4).json()["conversions"]
+    assert ids_only == [{"id": i} for i in order["conversions"][:4]]
+    ds.mutate(seed=1)  # overrides stay pinned; new records come after
+    assert ds.served("conversions")[2]["goal_id"] == "70001"
+    with pytest.raises(KeyError):
+        ds.set_field("agent_events", "no such event", ["value"], 1)
+    with pytest.raises(ValueError):
+        ds.set_field("conversions", conv, ["attribution", "nope", "deeper"], 1)
+    ds.clear_fields("agent_events")
+    assert ds.served("agent_events")[5]["id"] == order["agent_events"][5]
+    assert ds.served("conversions")[2]["goal_id"] == "70001"
+    ds.clear_fields()
+    assert ds.served("conversions")[2]["goal_id"] != "70001"
+
+
+def test_event_exports_record_without_key(fresh, events_ds):
+    s = fresh(events_ds)
+    s.hostile = {"record_without_key"}
+    for name in EVENTS:
+        body = get(f"{s.base_url}/incremental/{name}", start_time=0, limit=5, fields=f"{name}(*)").json()
+        missing = [r for r in body[name] if "id" not in r]
+        assert len(missing) == 1 and body["end_id"] == events_ds.event_ids(name)[4]
+        assert s.keyless_event_id(name) == events_ds.event_ids(name)[1]
+
+
+def test_standalone_event_options(tmp_path):
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.simulator", "--port", "0", "--chats", "20", "--offline-msgs",
+                             "2", "--agents", "6", "--seed", "3", "--conversions", "7", "--department-events", "5",
+                             "--agent-events", "9", "--same-second-events", "4", "--no-agent-events", "404",
+                             "--no-events-end-id", "--ready-file", str(ready)],
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        body = get(f"{line}/incremental/conversions", start_time=0, fields="conversions(*)").json()
+        assert body["count"] == 11 and "end_id" not in body
+        assert get(f"{line}/incremental/department_events", start_time=0).json()["count"] == 9
+        assert get(f"{line}/incremental/agent_events", start_time=0).status_code == 404
+        host = line[: -len("/api/v2/chat")]
+        summary = requests.post(f"{host}/_sim/mutate?seed=2", timeout=5).json()
+        assert len(summary["new_conversions"]) == 4
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
