@@ -18,6 +18,7 @@ import pytest
 from tap_zendesk_chat.dates import parse_datetime
 from tap_zendesk_chat.streams import STREAMS
 from tests.harness import ROOT, RUN_LOG_DIR, parse_messages, tap_command
+from tests.integration.expected import expected_records
 from tests.simulator import Dataset
 
 VENVS = ROOT / ".e2e-venvs"
@@ -121,44 +122,12 @@ def run_pipeline(config, target, target_config=None, state=None, workdir=None, t
 # ---------------------------------------------------------------------------------------------- expectations
 def expected_counts(dataset):
     """Rows per stream after a full sync of `dataset` (deleted chats stay in the export, marked deleted)."""
-    bans = dataset.bans
-    return {
-        "account": 1,
-        "routing_settings": 1,
-        "agents": len(dataset.agents),
-        "bans": len(bans["ip_address"]) + len(bans["visitor"]),
-        "banned_ips": len(bans["ip_address"]),
-        "banned_visitors": len(bans["visitor"]),
-        "chats": dataset.chat_count(),
-        "agent_timeline": len(dataset.agent_timeline),
-        "departments": len(dataset.departments),
-        "goals": len(dataset.goals),
-        "roles": len(dataset.roles),
-        "skills": len(dataset.skills),
-        "shortcuts": len(dataset.shortcuts),
-        "triggers": len(dataset.triggers),
-    }
+    return {stream: len(expected_records(dataset, stream)) for stream in STREAMS}
 
 
 def expected_keys(dataset, stream):
     """The primary keys the stream must deliver, as tuples (timestamps as naive UTC datetimes)."""
-    rows = {
-        "account": [dataset.account],
-        "routing_settings": [dataset.routing_settings],
-        "agents": dataset.agents,
-        "bans": dataset.bans["ip_address"] + dataset.bans["visitor"],
-        "banned_ips": dataset.bans["ip_address"],
-        "banned_visitors": dataset.bans["visitor"],
-        "chats": dataset.chats,
-        "agent_timeline": dataset.agent_timeline,
-        "departments": dataset.departments,
-        "goals": dataset.goals,
-        "roles": dataset.roles,
-        "skills": dataset.skills,
-        "shortcuts": dataset.shortcuts,
-        "triggers": dataset.triggers,
-    }[stream]
-    return {key_of(stream, row) for row in rows}
+    return {key_of(stream, row) for row in expected_records(dataset, stream)}
 
 
 def key_of(stream, row):

@@ -16,6 +16,7 @@ from tap_zendesk_chat.discover import build_catalog
 from tap_zendesk_chat.schemas import load_schema
 from tap_zendesk_chat.streams import STREAMS
 from tests.harness import TOKEN, catalog_selecting, make_config, run_tap, validate_records
+from tests.integration.expected import expected_records
 from tests.reference_transform import reference_transform
 from tests.simulator import Dataset, Simulator
 
@@ -23,30 +24,11 @@ CHATS_ONLY = catalog_selecting(build_catalog(), {"chats"})
 SCHEMAS = {name: load_schema(name) for name in STREAMS}
 
 
-def served_records(dataset, stream):
-    """What the simulator serves for a stream, as the API's records of that stream."""
-    if stream == "account":
-        return [dataset.served("account")]
-    if stream == "routing_settings":
-        return [dataset.served("routing_settings")]
-    if stream in ("bans", "banned_ips", "banned_visitors"):
-        bans = dataset.served("bans")
-        kinds = {"bans": ("ip_address", "visitor"), "banned_ips": ("ip_address",),
-                 "banned_visitors": ("visitor",)}[stream]
-        out = []
-        for kind in kinds:
-            for ban in bans[kind]:
-                out.append(dict(ban, type=ban.get("type", kind)) if isinstance(ban, dict) and "type" not in ban
-                           else ban)
-        return out
-    return dataset.served(stream)
-
-
 def expected(dataset, stream):
     """The records the tap must write for a stream: the reference transform of what is served, records
     without their key left out."""
     out = [reference_transform(json.loads(json.dumps(r)), SCHEMAS[stream], (), stream, STREAMS[stream].key_properties)
-           for r in served_records(dataset, stream)]
+           for r in expected_records(dataset, stream)]
     return [r for r in out if r is not None]
 
 
