@@ -35,5 +35,4 @@ def test_singer_check_tap_passes_on_every_stream(tmp_path):
     assert set(first.schemas()) == set(STREAMS)
     # From the first run's state the exports have nothing new, and full tables come whole again.
     incremental = {name for name, stream in STREAMS.items() if stream.replication_method == "INCREMENTAL"}
-    assert incremental == {"chats", "agent_timeline"}
     assert summary_table(second.target_stdout) == {name: 0 if name in incremental else n for name, n in counts.items()}

@@ -25,6 +25,27 @@ def expected_records(dataset, stream):
     return copy.deepcopy([served] if isinstance(served, dict) else list(served))
 
 
+EXPORTS = tuple(name for name, stream in STREAMS.items() if stream.replication_method == "INCREMENTAL")
+FULL_TABLE = tuple(name for name in STREAMS if name not in EXPORTS)
+
+
+def export_snapshot(dataset):
+    """The export streams' records now, to tell later what changed (export_changes)."""
+    return {stream: expected_records(dataset, stream) for stream in EXPORTS}
+
+
+def export_changes(before, dataset):
+    """Per export stream, the records an incremental run after `before` must deliver: those new or changed
+    since (a chat tagged or deleted comes again)."""
+    changes = {}
+    for stream in EXPORTS:
+        keys = STREAMS[stream].key_properties
+        old = {key_of(keys, r): json.dumps(r, sort_keys=True) for r in before[stream]}
+        changes[stream] = [r for r in expected_records(dataset, stream)
+                           if old.get(key_of(keys, r)) != json.dumps(r, sort_keys=True)]
+    return changes
+
+
 def key_of(stream_key_properties, record):
     return tuple(json.dumps(record.get(k)) for k in stream_key_properties)
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.harness import finish_tap, kill, make_config, run_tap, start_tap
+from tests.integration.expected import EXPORTS
 from tests.integration.test_faults import FULL_TABLE, delivered_keys, expected_keys
 from tests.simulator import Dataset
 
@@ -68,7 +69,7 @@ def test_signal_stops_at_a_safe_point_with_a_state_covering_what_was_emitted(sim
 
     resumed = run_tap(config, state=final, timeout=120).assert_ok()
     expected, union = expected_keys(big), delivered_keys(stopped, resumed)
-    for name in ("chats", "agent_timeline"):
+    for name in EXPORTS:
         assert not expected[name] - union[name], f"{name}: records lost across the interruption"
         duplicates = sum((union[name] - expected[name]).values())
         assert duplicates <= PAGE, f"{name}: {duplicates} duplicates"

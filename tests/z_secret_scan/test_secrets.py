@@ -1,4 +1,4 @@
-"""Secrets never leak: runs last (tests/zzz) and scans everything this test session's tap runs wrote.
+"""Secrets never leak: runs last (tests/z_secret_scan: pytest collects it after every other folder) and scans everything this test session's tap runs wrote.
 
 The scan covers every stdout/stderr the harness kept in RUN_LOG_DIR since this session began, plus a
 fresh run of its own that renews tokens over OAuth, meets faults, a hostile next_page, and ends in an
