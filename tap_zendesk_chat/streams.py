@@ -381,6 +381,15 @@ class AgentTimeline(IncrementalExportStream):
     send_start_id = False
 
 
+class Conversions(IncrementalExportStream):
+    """Goal conversions, each with the chat, agent and department it is attributed to, in time order."""
+
+    name = "conversions"
+    path = "incremental/conversions"
+    records_key = "conversions"
+    replication_key = "timestamp"
+
+
 STREAMS = {cls.name: cls() for cls in (
     Account, Agents, Bans, BannedIps, BannedVisitors, Chats, AgentTimeline, Departments, Goals, Roles,
-    Skills, Shortcuts, Triggers, RoutingSettings)}
+    Skills, Shortcuts, Triggers, RoutingSettings, Conversions)}
