@@ -390,6 +390,15 @@ class Conversions(IncrementalExportStream):
     replication_key = "timestamp"
 
 
+class DepartmentEvents(IncrementalExportStream):
+    """Changes to departments (their status, their members), in time order."""
+
+    name = "department_events"
+    path = "incremental/department_events"
+    records_key = "department_events"
+    replication_key = "timestamp"
+
+
 STREAMS = {cls.name: cls() for cls in (
     Account, Agents, Bans, BannedIps, BannedVisitors, Chats, AgentTimeline, Departments, Goals, Roles,
-    Skills, Shortcuts, Triggers, RoutingSettings, Conversions)}
+    Skills, Shortcuts, Triggers, RoutingSettings, Conversions, DepartmentEvents)}
