@@ -399,6 +399,18 @@ class DepartmentEvents(IncrementalExportStream):
     replication_key = "timestamp"
 
 
+class AgentEvents(IncrementalExportStream):
+    """Changes of agents' status and engagements, in time order. Limited availability: an account without
+    the export is skipped with a log line."""
+
+    name = "agent_events"
+    path = "incremental/agent_events"
+    records_key = "agent_events"
+    replication_key = "timestamp"
+    optional = True
+    optional_why = "the agent events export has limited availability and this account does not have it"
+
+
 STREAMS = {cls.name: cls() for cls in (
     Account, Agents, Bans, BannedIps, BannedVisitors, Chats, AgentTimeline, Departments, Goals, Roles,
-    Skills, Shortcuts, Triggers, RoutingSettings, Conversions, DepartmentEvents)}
+    Skills, Shortcuts, Triggers, RoutingSettings, Conversions, DepartmentEvents, AgentEvents)}
