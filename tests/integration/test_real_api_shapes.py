@@ -153,10 +153,12 @@ JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
 # Which record of a stream a change goes to (by index), and the streams whose ids page the walk: a
 # different integer id there is a different record, not an odd value.
-TABLES = ("chats", "agent_timeline", "agents", "bans.ip_address", "bans.visitor", "departments", "goals", "roles",
-          "skills", "shortcuts", "triggers", "account", "routing_settings")
-ID_PAGED = ("agents", "bans.ip_address", "bans.visitor")
-SCHEMA_OF = {"bans.ip_address": "banned_ips", "bans.visitor": "banned_visitors"}
+# The simulator's tables: one per stream, but the bans streams share the two arrays of /bans.
+TABLE_OF = {"bans": None, "banned_ips": "bans.ip_address", "banned_visitors": "bans.visitor"}
+TABLES = tuple(TABLE_OF.get(name, name) for name in STREAMS if TABLE_OF.get(name, name))
+ID_PAGED = tuple(TABLE_OF.get(name, name) for name, stream in STREAMS.items() if hasattr(stream, "page_limit_setting")
+                 and TABLE_OF.get(name, name))
+SCHEMA_OF = {table: name for name, table in TABLE_OF.items() if table}
 
 
 def field_paths(schema, prefix=(), depth=0):
