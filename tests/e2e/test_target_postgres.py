@@ -10,6 +10,7 @@ import pytest
 from tap_zendesk_chat.streams import STREAMS
 from tests.e2e.tools import expected_counts, expected_keys, key_of, loading_blockers, run_pipeline, small_dataset, tool
 from tests.harness import TOKEN, make_config
+from tests.integration.expected import export_changes, export_snapshot
 from tests.simulator import Simulator
 
 SCHEMA = "zendesk_chat"
@@ -20,7 +21,7 @@ class Loaded:
 
     def __init__(self, postgres, database, dataset):
         self.postgres, self.database, self.dataset = postgres, database, dataset
-        self.first = self.changes = self.second = self.retagged = None
+        self.first = self.changes = self.second = self.retagged = self.before = None
         self.after_first = self.expected_after_first = None
 
     def snapshot(self):
@@ -63,6 +64,7 @@ def loaded(postgres, tmp_path_factory):
             "counts": expected_counts(dataset),
             "keys": {stream: expected_keys(dataset, stream) for stream in STREAMS if STREAMS[stream].key_properties},
             "chat_tags": {chat["id"]: chat["tags"] for chat in dataset.chats}}
+        loaded.before = export_snapshot(dataset)
         loaded.changes = dataset.mutate(seed=1)
         # One more change whose effect is sure to be visible: a chat tagged after it ended.
         retagged = next(c for c in dataset.live_chat_ids() if c not in loaded.changes["updated_chats"])
@@ -110,6 +112,13 @@ def test_second_sync_is_incremental_for_chats(loaded):
     changed = set(changes["updated_chats"]) | set(changes["deleted_chats"]) | set(changes["new_chats"])
     assert {chat["id"] for chat in loaded.second.records("chats")} == changed
     assert len(loaded.second.records("agent_timeline")) == changes["new_timeline_entries"]
+
+
+def test_second_sync_reads_only_what_changed_in_every_export(loaded):
+    for stream, want in export_changes(loaded.before, loaded.dataset).items():
+        got = sorted(key_of(stream, r) for r in loaded.second.records(stream))
+        assert got == sorted(key_of(stream, r) for r in want), stream
+        assert set(loaded.keys(stream)) == expected_keys(loaded.dataset, stream), stream
 
 
 def test_changed_chats_are_upserted(loaded):
