@@ -6,7 +6,8 @@ same pages and does only json.loads + json.dumps; the tap syncs every other stre
 time, CPU (user+sys) and peak RSS come from os.wait4 on that very child, HTTP requests per endpoint
 from the simulator's /_sim/stats (difference before/after each run). See bench/README.md.
 
-This driver imports nothing of the tap and stays small: its children start with a copy of it.
+This driver imports only the tap's STREAMS registry (which streams there are, and how each pages); the
+tap itself always runs in a child process of its own.
 """
 import argparse
 import datetime
@@ -24,6 +25,8 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tap_zendesk_chat.streams import STREAMS  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 PYTHON = sys.executable
 TOKEN = "bench-token"
@@ -42,14 +45,22 @@ RSS_FLAT_MB = 10  # "flat": peak RSS at the largest N within this of the smalles
 SUMMARY_LINE = re.compile(r"(\w+): (\w+), (\d+) records, (\d+) requests, (\d+) retries")
 
 
-def minimum_pages():
-    """Fewest requests each endpoint of the other streams can take (a full page means one more GET)."""
-    single = ["account", "routing_settings/account", "departments", "goals", "roles", "skills", "shortcuts",
-              "triggers"]
-    pages = {path: 1 for path in single}
-    pages["agents"] = math.ceil((AGENTS + 1) / AGENTS_PAGE)
-    pages["bans"] = math.ceil((IP_BANS + VISITOR_BANS + 1) / BANS_PAGE)
-    pages["incremental/agent_timeline"] = math.ceil((TIMELINE + 1) / EXPORT_LIMIT)
+def minimum_pages(records):
+    """Fewest requests each endpoint of the other streams can take for the records its streams delivered
+    (a full page means one more GET), for every stream of the tap's STREAMS but chats."""
+    pages = {}
+    for name, stream in STREAMS.items():
+        if name == "chats":
+            continue
+        count = records.get(name, 0)
+        if stream.replication_method == "INCREMENTAL":
+            size = EXPORT_LIMIT
+        elif hasattr(stream, "page_limit_setting"):  # an id-cursor walk, shared by the streams of one path
+            size = {"agents_page_limit": AGENTS_PAGE, "bans_page_limit": BANS_PAGE}[stream.page_limit_setting]
+        else:
+            pages[stream.path] = 1
+            continue
+        pages[stream.path] = max(pages.get(stream.path, 0), math.ceil((count + 1) / size))
     return pages
 
 
@@ -306,8 +317,8 @@ def derive(result):
         result["avg_chat_bytes"] = raw["record_bytes"] / max(1, raw["records"])
         result["tap_vs_raw"] = tap["wall_s"] / raw["wall_s"]
         result["tap_vs_raw_cpu"] = tap["cpu_s"] / raw["cpu_s"]
-    minimum = minimum_pages()
     others = result["others"]
+    minimum = minimum_pages(others["records"])
     others["requests_vs_minimum"] = {path: [others["requests"].get(path, 0), pages] for path, pages in minimum.items()}
     for path, (got, pages) in others["requests_vs_minimum"].items():
         checks.append((f"others: {path} requests {got} == minimum {pages}", got == pages, True))
@@ -390,7 +401,8 @@ def print_report(results):
     print(f"  {'endpoint':<28} {'requests':>8} {'minimum':>8}   records by stream")
     by_path = {}
     for stream, count in sorted(o["records"].items()):
-        by_path.setdefault(STREAM_PATHS.get(stream, stream), []).append(f"{stream} {count}")
+        if stream in STREAMS:
+            by_path.setdefault(STREAMS[stream].path, []).append(f"{stream} {count}")
     for path, (got, pages) in o["requests_vs_minimum"].items():
         print(f"  {path:<28} {got:>8} {pages:>8}   {', '.join(by_path.get(path, []))}")
 
@@ -407,8 +419,6 @@ def print_report(results):
     return failed_hard
 
 
-STREAM_PATHS = {"routing_settings": "routing_settings/account", "agent_timeline": "incremental/agent_timeline",
-                "banned_ips": "bans", "banned_visitors": "bans"}
 
 
 def parse_args(argv):

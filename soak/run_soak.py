@@ -18,12 +18,12 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tap_zendesk_chat.streams import STREAMS  # noqa: E402
-from tests.harness import kill, make_config, start_tap, TOKEN  # noqa: E402
-from tests.integration.test_faults import RETRY_LINE, expected_keys, key_of  # noqa: E402
+from tests.harness import RETRY_LINE, TOKEN, kill, make_config, start_tap  # noqa: E402
+from tests.integration.expected import expected_keys, key_of  # noqa: E402
 from tests.simulator import Dataset, Fault, Simulator  # noqa: E402
 
 PAGE = 1000  # the export's page: the most a resume may read twice
-INCREMENTAL = ("chats", "agent_timeline")
+INCREMENTAL = tuple(name for name, stream in STREAMS.items() if stream.replication_method == "INCREMENTAL")
 RUN_TIMEOUT = 1800
 
 

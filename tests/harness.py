@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,8 @@ REFRESH_TOKEN = "refresh-SECRET-2d8e4b6a"
 CLIENT_SECRET = "client-SECRET-9c4f1a7e"
 CLIENT_ID = "sim-client"
 SECRETS = (TOKEN, REFRESH_TOKEN, CLIENT_SECRET)
+# A retry the tap logged: endpoint, attempt, of how many.
+RETRY_LINE = re.compile(r"^WARNING (\S+): .*; retry (\d+) of (\d+) in [\d.]+ s$", re.MULTILINE)
 
 
 @dataclasses.dataclass

@@ -1,5 +1,6 @@
 """What the simulator's dataset says each stream must deliver: the records it serves for the stream's
 endpoint, for every stream in STREAMS (nothing here lists streams by hand)."""
+import collections
 import copy
 import json
 
@@ -40,14 +41,35 @@ def export_changes(before, dataset):
     changes = {}
     for stream in EXPORTS:
         keys = STREAMS[stream].key_properties
-        old = {key_of(keys, r): json.dumps(r, sort_keys=True) for r in before[stream]}
+        old = {json_key(keys, r): json.dumps(r, sort_keys=True) for r in before[stream]}
         changes[stream] = [r for r in expected_records(dataset, stream)
-                           if old.get(key_of(keys, r)) != json.dumps(r, sort_keys=True)]
+                           if old.get(json_key(keys, r)) != json.dumps(r, sort_keys=True)]
     return changes
 
 
-def key_of(stream_key_properties, record):
+def json_key(stream_key_properties, record):
     return tuple(json.dumps(record.get(k)) for k in stream_key_properties)
+
+
+def key_of(stream, record):
+    return tuple(record.get(k) for k in STREAMS[stream].key_properties)
+
+
+def expected_keys(ds):
+    """Per stream, a Counter of the record keys the simulator serves: a complete sync delivers each once."""
+    keys = {name: collections.Counter(key_of(name, r) for r in expected_records(ds, name))
+            for name in STREAMS if name != "chats"}
+    keys["chats"] = collections.Counter((cid,) for cid in ds.chat_ids())  # ids only: cheap for the soak's 200,000
+    return keys
+
+
+def delivered_keys(*results):
+    """Per stream, a Counter of the record keys the given runs emitted (all runs together)."""
+    keys = collections.defaultdict(collections.Counter)
+    for result in results:
+        for message in result.record_messages():
+            keys[message["stream"]][key_of(message["stream"], message["record"])] += 1
+    return keys
 
 
 assert set(STREAMS) >= set(BAN_ARRAYS)

@@ -10,7 +10,7 @@ from tap_zendesk_chat.discover import build_catalog
 from tap_zendesk_chat.schemas import load_schema
 from tap_zendesk_chat.streams import STREAMS
 from tests.harness import catalog_selecting, finish_tap, kill, make_config, run_tap, start_tap, validate_records
-from tests.integration.expected import EXPORTS, expected_records, key_of
+from tests.integration.expected import EXPORTS, expected_records, json_key
 from tests.reference_transform import reference_transform
 from tests.simulator import Dataset
 
@@ -19,7 +19,7 @@ PAGE = 1000
 
 
 def keys(stream, records):
-    return [key_of(STREAMS[stream].key_properties, r) for r in records]
+    return [json_key(STREAMS[stream].key_properties, r) for r in records]
 
 
 def expected_keys(dataset, stream):

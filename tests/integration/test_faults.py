@@ -13,38 +13,16 @@ import pytest
 
 from tap_zendesk_chat.discover import build_catalog
 from tap_zendesk_chat.streams import STREAMS
-from tests.harness import catalog_selecting, finish_tap, kill, make_config, run_tap, start_tap
-from tests.integration.expected import EXPORTS, FULL_TABLE, expected_records
+from tests.harness import RETRY_LINE, catalog_selecting, finish_tap, kill, make_config, run_tap, start_tap
+from tests.integration.expected import EXPORTS, FULL_TABLE, delivered_keys, expected_keys
 from tests.simulator import Dataset, Fault
 
-RETRY_LINE = re.compile(r"^WARNING (\S+): .*; retry (\d+) of (\d+) in [\d.]+ s$", re.MULTILINE)
 CRITICAL_LINE = re.compile(r"^CRITICAL .*$", re.MULTILINE)
 # Endpoints each fault is injected on; agents gets two in a row (one request retried twice).
 MATRIX_TARGETS = {"account": 1, "agents": 2, "incremental/chats": 1, "departments": 1}
 
 
 # -- shared helpers -----------------------------------------------------------------------------------------
-def key_of(stream, record):
-    return tuple(record.get(k) for k in STREAMS[stream].key_properties)
-
-
-def expected_keys(ds):
-    """Per stream, a Counter of the record keys the simulator serves: a complete sync delivers each once."""
-    keys = {name: collections.Counter(key_of(name, r) for r in expected_records(ds, name))
-            for name in STREAMS if name != "chats"}
-    keys["chats"] = collections.Counter((cid,) for cid in ds.chat_ids())  # ids only: cheap for the soak's 200,000
-    return keys
-
-
-def delivered_keys(*results):
-    """Per stream, a Counter of the record keys the given runs emitted (all runs together)."""
-    keys = collections.defaultdict(collections.Counter)
-    for result in results:
-        for message in result.record_messages():
-            keys[message["stream"]][key_of(message["stream"], message["record"])] += 1
-    return keys
-
-
 def assert_delivered_exactly(ds, *results, streams=None):
     expected, delivered = expected_keys(ds), delivered_keys(*results)
     for name in streams or STREAMS:

@@ -8,8 +8,7 @@ import time
 import pytest
 
 from tests.harness import finish_tap, kill, make_config, run_tap, start_tap
-from tests.integration.expected import EXPORTS
-from tests.integration.test_faults import FULL_TABLE, delivered_keys, expected_keys
+from tests.integration.expected import EXPORTS, FULL_TABLE, delivered_keys, expected_keys
 from tests.simulator import Dataset
 
 CHAT_RECORD = b'{"type":"RECORD","stream":"chats"'
