@@ -18,7 +18,9 @@ Two ways in, one result:
 tests/unit/test_transform_raw.py proves both ways give the same records, quirks included."""
 import collections
 import dataclasses
+import keyword
 import math
+import re
 
 import msgspec
 import singer
@@ -218,11 +220,28 @@ def _walkable(node):
     return not ({"object", "array"} & kinds) or not _has_work(node)
 
 
+def _identifier(key, taken):
+    """A Python name for a schema key, as close to it as can be (generated code reads like the schema)."""
+    name = re.sub(r"\W", "_", key).strip("_") or "field"
+    if name[0].isdigit() or keyword.iskeyword(name):
+        name = f"field_{name}"
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _attributes(properties):
+    """(key, attribute name in the probe, node) of each typed property: the probe reads only those."""
+    taken = set()
+    return [(key, _identifier(key, taken), sub) for key, sub in properties if sub.types is not None]
+
+
 class _Probe:
     """Builds the msgspec types of a probe, and the Python that walks a decoded probe for work."""
 
     def __init__(self):
-        self.count = 0
+        self.structs = 0
 
     def type_of(self, node, required=False):
         """The msgspec type reading a value of `node`: decoding fails on any value that does not fit, which
@@ -245,12 +264,11 @@ class _Probe:
         if "array" in kinds:
             options.append(list[self.type_of(node.items)] if node.items is not None else list[Raw])
         if "object" in kinds:
-            if node.properties:
-                fields = [(f"f{i}", self.type_of(sub), None) for i, (_, sub) in enumerate(node.properties)
-                          if sub.types is not None]
-                rename = {f"f{i}": key for i, (key, sub) in enumerate(node.properties) if sub.types is not None}
-                self.count += 1
-                options.append(msgspec.defstruct(f"Probe{self.count}", fields, rename=rename, gc=False))
+            attributes = _attributes(node.properties)
+            if attributes:
+                self.structs += 1
+                options.append(self.struct(f"Probe{self.structs}",
+                                           [(attr, self.type_of(sub), key) for key, attr, sub in attributes]))
             else:
                 options.append(dict[str, Raw])
         if nullable or not options:
@@ -260,34 +278,35 @@ class _Probe:
             kind = kind | option
         return kind
 
-    def walk(self, node, var, pad, lines, depth, on_int):
-        """Code that collects (d) the date strings of the probed value `var` and runs `on_int` on a 0/1
-        boolean. Only for nodes the probe reads (a node it cannot walk is read as null)."""
+    @staticmethod
+    def struct(name, fields, required=()):
+        """A msgspec Struct reading the JSON keys of `fields` ((attribute, type, key), ...) as attributes; the
+        keys in `required` must be present."""
+        spec = [(attr, kind) if key in required else (attr, kind, None) for attr, kind, key in fields]
+        return msgspec.defstruct(name, spec, rename={attr: key for attr, _, key in fields}, kw_only=True, gc=False)
+
+    def walk(self, node, var, lines, pad="    ", on_int="return False"):
+        """Code that collects the date strings of the probed value `var` (collect_date) and runs `on_int` on
+        a 0/1 boolean. Only for nodes the probe reads (a node it cannot walk is read as null)."""
         if not _has_work(node) or not _walkable(node):
             return
         kinds = node.types - {"null"}
         if node.date:
-            lines.append(f"{pad}if {var} is not None: d({var})")
+            lines.append(f"{pad}if {var} is not None: collect_date({var})")
         elif node.boolish:
             lines.append(f"{pad}if {var}.__class__ is int: {on_int}")
         elif kinds == {"object"}:
-            obj = f"o{depth}"
             body = []
-            index = 0  # the probe's field number: untyped properties are not in it
-            for key, sub in node.properties:
-                if sub.types is None:
-                    continue
-                self.walk(sub, f"{obj}.f{index}", pad + "    ", body, depth + 1, on_int)
-                index += 1
+            for _, attr, sub in _attributes(node.properties):
+                self.walk(sub, f"{var}.{attr}", body, pad + "    ", on_int)
             if body:
-                lines += [f"{pad}{obj} = {var}", f"{pad}if {obj} is not None:"] + body
+                lines += [f"{pad}if {var} is not None:"] + body
         elif kinds == {"array"} and node.items is not None:
-            items, item = f"a{depth}", f"i{depth}"
+            item = var.replace(".", "_") + "_item"
             body = []
-            self.walk(node.items, item, pad + "        ", body, depth + 1, on_int)
+            self.walk(node.items, item, body, pad + "        ", on_int)
             if body:
-                lines += [f"{pad}{items} = {var}", f"{pad}if {items} is not None:", f"{pad}    for {item} in {items}:"]
-                lines += body
+                lines += [f"{pad}if {var} is not None:", f"{pad}    for {item} in {var}:"] + body
 
 
 class RecordPlan:
@@ -314,49 +333,59 @@ class RecordPlan:
     # -- records still in the page's bytes --------------------------------------------------------------
     def _compile_probe(self, fix_fields):
         builder = _Probe()
-        fields = [(key, node) for key, node in self._nodes if node.types is not None]
-        keys = [k for k in self.key_properties if k not in dict(fields) and k not in self.deselected]
+        fields = _attributes(self._nodes)
+        declared = {key for key, _, _ in fields}
+        keys = [k for k in self.key_properties if k not in declared and k not in self.deselected]
+        taken = {attr for _, attr, _ in fields}
         struct_fields = []
-        for i, (key, node) in enumerate(fields):
-            required = key in self.key_properties
-            if key in fix_fields:
-                kind = Raw  # a field the stream repairs: its odd shapes are checked on their own (check_<i>)
-            else:
-                kind = builder.type_of(node, required)
-            struct_fields.append((f"f{i}", kind) if required else (f"f{i}", kind, None))
-        for j, key in enumerate(keys):  # undeclared keys: present, not null
-            struct_fields.append((f"k{j}", int | str))
-        rename = {f"f{i}": key for i, (key, _) in enumerate(fields)}
-        rename.update({f"k{j}": key for j, key in enumerate(keys)})
-        probe = msgspec.defstruct("RecordProbe", struct_fields, rename=rename, kw_only=True, gc=False)
-        self._probe = msgspec.json.Decoder(probe).decode
-        # failing(probe): the top-level fields that need work ([] for none), or None when some date is not
-        # in our form (one regex call checks them all; ok_<i> then finds which field).
-        # ok_<i>(value): one probed field needs no work. check_<i>(raw): the same from the field's bytes
-        # (an absent field needs nothing).
-        scope = {"_all_canonical": all_canonical, "_ValidationError": msgspec.ValidationError}
+        for key, attr, node in fields:
+            # A field the stream repairs stays raw in the probe: its odd shapes are checked on their own.
+            kind = Raw if key in fix_fields else builder.type_of(node, key in self.key_properties)
+            struct_fields.append((attr, kind, key))
+        struct_fields += [(_identifier(key, taken), int | str, key) for key in keys]  # undeclared keys
+        self._probe = msgspec.json.Decoder(builder.struct("RecordProbe", struct_fields, self.key_properties)).decode
+        # needs_work(record): the top-level fields that need work ([] for none), or None when some date is
+        # not in our form (one regex call checks them all; <field>_is_fine then finds which field).
+        # <field>_is_fine(value): one probed field needs no work. <field>_raw_is_fine(raw): the same from the
+        # field's bytes (an absent field needs nothing).
+        scope = {"all_canonical": all_canonical, "ValidationError": msgspec.ValidationError}
         lines = []
-        for i, (key, node) in enumerate(fields):
-            lines += [f"def ok_{i}(v):", "    dates = []", "    d = dates.append"]
-            builder.walk(node, "v", "    ", lines, 1, "return False")
-            lines += ["    return _all_canonical(dates)",
-                      f"def check_{i}(raw):", "    if raw is None:", "        return True",
-                      "    try:", f"        return ok_{i}(_decode_{i}(raw))",
-                      "    except _ValidationError:", "        return False"]
-            required = key in self.key_properties
-            scope[f"_decode_{i}"] = msgspec.json.Decoder(builder.type_of(node, required)).decode
-        lines += ["def failing(p):", "    bad = []", "    b = bad.append", "    dates = []", "    d = dates.append"]
-        for i, (key, node) in enumerate(fields):
-            if struct_fields[i][1] is Raw:
-                lines.append(f"    if p.f{i} is not None and not check_{i}(p.f{i}): b({key!r})")
+        for (key, attr, node), (_, kind, _) in zip(fields, struct_fields):
+            lines += [f"def {attr}_is_fine(value):", "    dates = []", "    collect_date = dates.append"]
+            builder.walk(node, "value", lines)
+            lines += ["    return all_canonical(dates)", "",
+                      f"def {attr}_raw_is_fine(raw):", "    if raw is None:", "        return True",
+                      "    try:", f"        return {attr}_is_fine(decode_{attr}(raw))",
+                      "    except ValidationError:", "        return False", ""]
+            scope[f"decode_{attr}"] = msgspec.json.Decoder(builder.type_of(node, key in self.key_properties)).decode
+        lines += ["def needs_work(record):", "    fields = []", "    dates = []", "    collect_date = dates.append"]
+        for (key, attr, node), (_, kind, _) in zip(fields, struct_fields):
+            if kind is Raw:
+                lines.append(f"    if record.{attr} is not None and not {attr}_raw_is_fine(record.{attr}): "
+                             f"fields.append({key!r})")
             else:
-                builder.walk(node, f"p.f{i}", "    ", lines, 1, f"b({key!r})")
-        lines += ["    if not _all_canonical(dates):", "        return None", "    return bad"]
-        exec("\n".join(lines), scope)  # noqa: S102 - source built above from the schema only
-        self._failing = scope["failing"]
-        self._fields = [(key, f"f{i}", scope[f"check_{i}" if struct_fields[i][1] is Raw else f"ok_{i}"],
-                         scope[f"check_{i}"]) for i, (key, _) in enumerate(fields)]
+                builder.walk(node, f"record.{attr}", lines, on_int=f"fields.append({key!r})")
+        lines += ["    if not all_canonical(dates):", "        return None", "    return fields"]
+        self.probe_source = "\n".join(lines)
+        exec(self.probe_source, scope)  # noqa: S102 - source built above from the schema only
+        self._failing = scope["needs_work"]
+        self._fields = [(key, attr, scope[f"{attr}_raw_is_fine" if kind is Raw else f"{attr}_is_fine"],
+                         scope[f"{attr}_raw_is_fine"]) for (key, attr, _), (_, kind, _) in zip(fields, struct_fields)]
         self._conform_of = dict(self._conform)
+
+    def describe(self):
+        """The plan for people: what the probe reads and the Python generated from the schema."""
+        lines = [f"# {self.name}: the probe reads these top-level fields with their declared types (a value of "
+                 "another type sends the record to the careful path):"]
+        for key, node in self._nodes:
+            if node.types is not None:
+                work = (" - normalised to UTC with Z" if node.date else " - 0/1 read as false/true" if node.boolish
+                        else " - with dates or booleans inside" if _has_work(node) else "")
+                lines.append(f"#   {key}: {node.declared or 'null'}{work}")
+        if self.deselected:
+            lines.append(f"# deselected, dropped: {', '.join(self.deselected)}")
+        lines.append(f"# keys, present and not null: {', '.join(self.key_properties) or '(none)'}")
+        return "\n".join(lines) + "\n\n" + self.probe_source + "\n"
 
     def encode(self, records):
         """Each record as JSON bytes (or the record's own slice of the page when nothing changes); records
@@ -486,3 +515,23 @@ class RecordPlan:
     @property
     def unfit_total(self):
         return sum(self.unfit.values())
+
+
+def main(argv=None):
+    """`python -m tap_zendesk_chat.transform STREAM...`: print the plan of each stream (its full schema)."""
+    import sys
+
+    from tap_zendesk_chat.schemas import load_schema
+    from tap_zendesk_chat.streams import STREAMS
+
+    names = (argv if argv is not None else sys.argv[1:]) or list(STREAMS)
+    for name in names:
+        if name not in STREAMS:
+            raise SystemExit(f"no stream {name!r}; streams: {', '.join(STREAMS)}")
+        stream = STREAMS[name]
+        print(RecordPlan(load_schema(name), (), stream.fix_record, stream.fix_fields, stream.key_properties,
+                         name).describe())
+
+
+if __name__ == "__main__":
+    main()
