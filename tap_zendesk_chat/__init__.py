@@ -1,5 +1,6 @@
 """tap-zendesk-chat: parse arguments, then discover, sync or about."""
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -7,7 +8,7 @@ import threading
 
 import singer
 
-from tap_zendesk_chat import about, state
+from tap_zendesk_chat import about, check, state
 from tap_zendesk_chat.client import Client
 from tap_zendesk_chat.errors import ConfigError, Interrupted, TapError
 from tap_zendesk_chat.config import load_config, read_json_file, save_refresh_token
@@ -28,6 +29,9 @@ def parse_args(argv):
     parser.add_argument("--catalog", help="catalog file (JSON), as --discover writes it")
     parser.add_argument("-p", "--properties", help="legacy name of --catalog")
     parser.add_argument("-d", "--discover", action="store_true", help="write the catalog and exit")
+    parser.add_argument("-t", "--test", action="store_true",
+                        help="check the credentials and plan with one request per endpoint of the selected streams "
+                             "(no sync): a table on stderr; exit 0 when every one can be synced")
     parser.add_argument("--about", action="store_true", help="describe the tap and its settings")
     parser.add_argument("--format", choices=("json", "markdown"), default="json", help="format of --about")
     parser.add_argument("--version", action="version", version=f"{about.NAME} {about.VERSION}")
@@ -61,7 +65,12 @@ def run(args):
         install_redaction(config.secrets)
         for note in config.notes:
             LOGGER.info(note)
-        if not args.discover:
+        if args.test:
+            selected = load_catalog(args.catalog or args.properties) if (args.catalog or args.properties) \
+                else select_all()
+            # A check answers quickly: a host that does not answer is reported, not retried for minutes.
+            config = dataclasses.replace(config, max_retries=min(config.max_retries, 2))
+        elif not args.discover:
             selected = load_catalog(args.catalog or args.properties) if (args.catalog or args.properties) \
                 else select_all()
             raw_state = read_json_file(args.state, "state") if args.state else None
@@ -77,6 +86,11 @@ def run(args):
     client = Client(config, stop, lambda token: save_refresh_token(args.config, token))
     writer = MessageWriter()
     try:
+        if args.test:
+            checks = check.check_streams(client, [s.name for s in selected])
+            sys.stderr.write(check.format_table(checks) + "\n")
+            sys.stderr.flush()
+            return 0 if all(c.syncable for c in checks) else 1
         if args.discover:
             catalog = discover_catalog(client, LOGGER)
             sys.stdout.write(json.dumps(catalog, indent=2) + "\n")
