@@ -2,6 +2,8 @@
 
 Each yields `Page`s: the records to emit and the cursor to resume from once they are emitted."""
 import dataclasses
+import queue
+import threading
 
 from tap_zendesk_chat.errors import UnexpectedResponseError
 
@@ -132,3 +134,48 @@ def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_a
             raise UnexpectedResponseError(f"{what}: a full page did not move the cursor past {cursor}; "
                                           "stopping rather than read the same page forever.")
         cursor = new_cursor
+
+
+_END = object()
+
+
+def prefetched(pages):
+    """The pages of `pages`, the next one fetched while the caller writes the current one: on a real
+    network the round trip of each request then hides behind the work on the page before it.
+
+    At most two pages are held: the one the caller has and the one being fetched (the next fetch starts only
+    when the caller asks for the page after). An exception of the walk (an API error, Interrupted) reaches
+    the caller where it would have without prefetching: when it asks for the page that failed."""
+    handoff = queue.Queue(maxsize=1)
+    wanted = threading.Semaphore(1)  # the caller's leave to fetch one more page
+    cancelled = threading.Event()
+
+    def produce():
+        try:
+            while True:
+                wanted.acquire()
+                if cancelled.is_set():
+                    return
+                page = next(pages, _END)
+                handoff.put((page, None))
+                if page is _END:
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            handoff.put((None, exc))
+
+    worker = threading.Thread(target=produce, name="page-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            page, error = handoff.get()
+            if error is not None:
+                raise error
+            if page is _END:
+                return
+            wanted.release()  # fetch the next page while this one is written
+            yield page
+            page = None
+    finally:
+        cancelled.set()
+        wanted.release()
+        worker.join()

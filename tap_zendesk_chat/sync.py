@@ -7,6 +7,7 @@ import gc
 
 import singer
 
+from tap_zendesk_chat import pagination
 from tap_zendesk_chat import state as states
 from tap_zendesk_chat.errors import ApiError, EndpointError, Interrupted, StreamsFailedError
 from tap_zendesk_chat.dates import format_datetime, utcnow
@@ -151,7 +152,8 @@ class Sync:
         members = [self._begin(selected, counts_requests=index == 0) for index, selected in enumerate(group)]
         first = members[0].stream
         try:
-            for page in first.iter_pages(self.client, self.config, first.merge_resumes([m.progress for m in members])):
+            resume = first.merge_resumes([m.progress for m in members])
+            for page in pagination.prefetched(first.iter_pages(self.client, self.config, resume)):
                 due = False
                 for member in members:
                     records = member.stream.select(page, member.progress)

@@ -7,13 +7,12 @@ import pytest
 from hypothesis import given, strategies as st
 
 from tap_zendesk_chat.errors import UnexpectedResponseError
-from tap_zendesk_chat.dates import format_datetime, from_epoch_micros, from_epoch_seconds
 from tap_zendesk_chat.pagination import iter_export, iter_since_id
 from tap_zendesk_chat.streams import STREAMS
 
 UTC = dt.timezone.utc
 BANS_SPLIT = STREAMS["bans"].split
-CHAT_KEY = STREAMS["chats"].key_of
+CHAT_KEY = STREAMS["chats"].key_of  # the tap's: what iter_export is given
 TIMELINE_KEY = STREAMS["agent_timeline"].key_of
 T0 = 1_700_000_000  # seconds; far from "now" so nothing here depends on the clock
 FAR = 2 ** 62
@@ -196,14 +195,34 @@ def test_a_full_page_without_any_integer_id_is_an_error():
 
 # -- incremental export ------------------------------------------------------------------------------------
 
+# The fake API's own keys and timestamps, written with the standard library only: had they used the tap's
+# key_of or date functions, a bug there would order the fake API the same wrong way and pass unseen.
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(text):
+    return (dt.datetime.fromisoformat(text.replace("Z", "+00:00")) - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def chat_key(record):
+    """(epoch seconds, id): the chats export's order, as the API has it."""
+    return (_micros(record["update_timestamp"]) // 1_000_000, record["id"])
+
+
+def interval_key(record):
+    """(epoch microseconds, agent_id): the agent timeline's order, as the API has it."""
+    return (_micros(record["start_time"]), record["agent_id"])
+
+
 def chat(seconds, chat_id):
-    return {"id": chat_id, "type": "chat", "update_timestamp": format_datetime(from_epoch_seconds(seconds))}
+    stamp = (EPOCH + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"id": chat_id, "type": "chat", "update_timestamp": stamp}
 
 
 class ExportApi(Budget):
     """/incremental/chats: records at or after (start_time, start_id), ascending by (time, id)."""
 
-    def __init__(self, records, inclusive=False, key_of=CHAT_KEY, records_key="chats", end_id=True, most=1000):
+    def __init__(self, records, inclusive=False, key_of=chat_key, records_key="chats", end_id=True, most=1000):
         super().__init__(most)
         self.records = sorted(records, key=key_of)
         self.keys = [key_of(r) for r in self.records]
@@ -229,8 +248,9 @@ class ExportApi(Budget):
 
 
 def export(api, cursor=(T0, None), limit=1000, stop_at=FAR, key_of=CHAT_KEY, records_key="chats", send_start_id=True):
+    """The pages the tap's iter_export reads (with the tap's `key_of`), and the API's keys of their records."""
     pages = list(iter_export(api, records_key, cursor, limit, key_of, send_start_id, stop_at, records_key))
-    return pages, [key_of(r) for p in pages for r in p.records]
+    return pages, [api.key_of(r) for p in pages for r in p.records]
 
 
 def many_chats(n, seed=1, spread=50):
@@ -244,7 +264,7 @@ def test_export_every_record_exactly_once(inclusive, limit):
     records = many_chats(2345)
     api = ExportApi(records, inclusive=inclusive)
     pages, keys = export(api, limit=limit)
-    assert keys == sorted(CHAT_KEY(r) for r in records)
+    assert keys == sorted(chat_key(r) for r in records)
     # Each page's cursor is where the next request starts.
     for page, call in zip(pages, api.calls[1:]):
         assert (call["start_time"], call["start_id"]) == page.cursor
@@ -255,7 +275,7 @@ def test_export_thousands_sharing_one_second_terminate(inclusive):
     records = [chat(T0 + 5, f"{i:06d}") for i in range(2600)] + [chat(T0 + 6, "z")]
     api = ExportApi(records, inclusive=inclusive, most=20)
     _, keys = export(api)
-    assert keys == sorted(CHAT_KEY(r) for r in records)
+    assert keys == sorted(chat_key(r) for r in records)
     assert len(api.calls) <= 4
 
 
@@ -287,7 +307,7 @@ def test_export_stops_once_the_cursor_reaches_stop_at():
     pages, keys = export(api, limit=10, stop_at=T0 + 50)
     assert all(call["start_time"] < T0 + 50 for call in api.calls)
     assert pages[-1].cursor[0] >= T0 + 50
-    assert keys == [CHAT_KEY(r) for r in records[:len(keys)]]
+    assert keys == [chat_key(r) for r in records[:len(keys)]]
 
 
 def test_a_full_page_that_does_not_move_the_cursor_is_an_error():
@@ -325,7 +345,8 @@ def test_export_refuses_bodies_it_cannot_read(body):
 
 
 def interval(micros, agent_id):
-    return {"agent_id": agent_id, "start_time": format_datetime(from_epoch_micros(micros)), "status": "online",
+    stamp = (EPOCH + dt.timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"agent_id": agent_id, "start_time": stamp, "status": "online",
             "duration": 1.5, "engagement_count": 0}
 
 
@@ -336,10 +357,10 @@ def test_agent_timeline_items_sharing_a_microsecond_across_pages():
              + [interval(base + 2, a) for a in (20, 21, 22, 23)]
              + [interval(base + 3, 30), interval(base + 3, 31)]
              + [interval(base + 4, a) for a in (40, 41, 42, 43)])
-    api = ExportApi(items, key_of=TIMELINE_KEY, records_key="agent_timeline", end_id=False, most=50)
+    api = ExportApi(items, key_of=interval_key, records_key="agent_timeline", end_id=False, most=50)
     pages, keys = export(api, cursor=(base, None), limit=5, key_of=TIMELINE_KEY, records_key="agent_timeline",
                          send_start_id=False)
-    assert keys == sorted(TIMELINE_KEY(i) for i in items)
+    assert keys == sorted(interval_key(i) for i in items)
     assert all("start_id" not in call for call in api.calls)
     assert [call["start_time"] for call in api.calls] == [base, base + 2, base + 3, base + 4]
     assert pages[-1].cursor == (base + 4, 43)
@@ -348,7 +369,7 @@ def test_agent_timeline_items_sharing_a_microsecond_across_pages():
 def test_agent_timeline_resumes_inside_a_shared_microsecond():
     base = T0 * 1_000_000
     items = [interval(base, a) for a in range(1, 5)] + [interval(base + 1, a) for a in range(1, 5)]
-    api = ExportApi(items, key_of=TIMELINE_KEY, records_key="agent_timeline", end_id=False, most=10)
+    api = ExportApi(items, key_of=interval_key, records_key="agent_timeline", end_id=False, most=10)
     _, keys = export(api, cursor=(base, 3), limit=5, key_of=TIMELINE_KEY, records_key="agent_timeline",
                      send_start_id=False)
     assert keys == [(base, 4)] + [(base + 1, a) for a in range(1, 5)]
@@ -357,7 +378,7 @@ def test_agent_timeline_resumes_inside_a_shared_microsecond():
 def test_agent_timeline_more_than_a_page_in_one_microsecond_is_an_error_not_a_loop():
     base = T0 * 1_000_000
     items = [interval(base, a) for a in range(1, 9)]
-    api = ExportApi(items, key_of=TIMELINE_KEY, records_key="agent_timeline", end_id=False, most=10)
+    api = ExportApi(items, key_of=interval_key, records_key="agent_timeline", end_id=False, most=10)
     with pytest.raises(UnexpectedResponseError):
         export(api, cursor=(base, None), limit=5, key_of=TIMELINE_KEY, records_key="agent_timeline",
                send_start_id=False)
@@ -370,15 +391,66 @@ def test_export_property_cursor_order_and_resume(stamps, limit, inclusive, resum
     """Any mix of shared seconds and ids, any page size, either start_id semantics, and a resume from any
     page's cursor: records come once each, in cursor order, and every cursor is ahead of what it covers."""
     records = [chat(T0 + s, i) for s, i in stamps]
-    want = sorted(CHAT_KEY(r) for r in records)
+    want = sorted(chat_key(r) for r in records)
     pages, keys = export(ExportApi(records, inclusive=inclusive), limit=limit)
     assert keys == want
     cursors = [p.cursor for p in pages]
     assert cursors == sorted(cursors, key=lambda c: (c[0], c[1] or ""))
     for page in pages:
-        assert all(CHAT_KEY(r) <= page.cursor for r in page.records)
+        assert all(chat_key(r) <= page.cursor for r in page.records)
     # Resume from the cursor of some page (as a killed run would): exactly the rest comes.
     if pages and pages[0].records:
         stop = pages[min(resume_after, len(pages) - 1)]
         _, rest = export(ExportApi(records, inclusive=inclusive), cursor=stop.cursor, limit=limit)
         assert rest == [k for k in want if k > stop.cursor]
+
+
+# -- prefetching ---------------------------------------------------------------------------------------------
+def test_prefetched_fetches_the_next_page_while_the_current_one_is_written_and_holds_at_most_two():
+    import threading
+    import time
+
+    from tap_zendesk_chat.pagination import prefetched
+    fetched, held, most = [], set(), [0]
+    lock = threading.Lock()
+
+    def pages():
+        for n in range(6):
+            time.sleep(0.05)  # the round trip
+            with lock:
+                fetched.append(n)
+                held.add(n)
+                most[0] = max(most[0], len(held))
+            yield n
+    started = time.monotonic()
+    got = []
+    for page in prefetched(pages()):
+        time.sleep(0.05)  # writing the page
+        got.append(page)
+        with lock:
+            held.discard(page)
+    assert got == list(range(6))
+    assert most[0] <= 2, "more than two pages held at once"
+    assert time.monotonic() - started < 6 * 0.1 * 0.8, "the round trips did not overlap the writing"
+
+
+def test_prefetched_raises_the_walks_error_where_the_failed_page_would_be():
+    from tap_zendesk_chat.pagination import prefetched
+
+    def pages():
+        yield 1
+        raise UnexpectedResponseError("page 2 is broken")
+    walk = prefetched(pages())
+    assert next(walk) == 1
+    with pytest.raises(UnexpectedResponseError, match="page 2"):
+        next(walk)
+
+
+def test_prefetched_stops_its_thread_when_the_caller_stops_early():
+    import threading
+
+    from tap_zendesk_chat.pagination import prefetched
+    walk = prefetched(iter(range(100)))
+    assert next(walk) == 0
+    walk.close()
+    assert not any(t.name == "page-prefetch" for t in threading.enumerate())
