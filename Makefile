@@ -23,12 +23,13 @@ $(E2E_STAMP): scripts/e2e_venvs.sh $(wildcard tests/e2e/requirements/*.txt)
 e2e-venvs: $(E2E_STAMP)
 
 ## Everything: unit, integration (tap as a subprocess against the local simulator), end-to-end.
+## TAP_E2E_REQUIRED=1: an end-to-end tool that is missing fails the run (a plain `pytest` skips those tests).
 test: $(STAMP) $(E2E_STAMP)
-	$(BIN)/python -m pytest tests -q -ra
+	TAP_E2E_REQUIRED=1 $(BIN)/python -m pytest tests -q -ra
 
 ## Only the end-to-end tests (tests/e2e): target-jsonl, target-postgres on a PostgreSQL they start, singer-check-tap, Meltano.
 e2e: $(STAMP) $(E2E_STAMP)
-	$(BIN)/python -m pytest tests/e2e -q -ra
+	TAP_E2E_REQUIRED=1 $(BIN)/python -m pytest tests/e2e -q -ra
 
 ## The main job on the bundled local sandbox: simulator up, discovery, sync, summary.
 demo: $(STAMP)

@@ -23,13 +23,22 @@ from tests.simulator import Dataset
 
 VENVS = ROOT / ".e2e-venvs"
 VENV_SCRIPT = ROOT / "scripts" / "e2e_venvs.sh"
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+# Either one set to true/1/yes: a missing tool fails the end-to-end tests instead of skipping them.
+# `make test` and `make e2e` set TAP_E2E_REQUIRED=1; CI sets CI=true. A plain `pytest` sets neither.
+REQUIRED_BY = ("CI", "TAP_E2E_REQUIRED")
+
+
+def required():
+    """Whether the end-to-end tests must run here (read when asked, so a test can change the environment)."""
+    return any(os.environ.get(name, "").strip().lower() in ("true", "1", "yes") for name in REQUIRED_BY)
 
 
 def unavailable(reason):
-    """Skip on a workstation that cannot get a tool; in CI the end-to-end tests must run, so fail."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI must run the end-to-end tests: .ci/run and `make e2e-venvs` install them)")
+    """Skip on a workstation that cannot get a tool (a plain `pytest`); under `make test`, `make e2e` or in CI
+    the end-to-end tests must run, so fail."""
+    if required():
+        pytest.fail(f"{reason} (the end-to-end tests must run under `make test`, `make e2e` and CI: "
+                    "`make e2e-venvs` installs the tools, .ci/run PostgreSQL)")
     pytest.skip(reason)
 
 

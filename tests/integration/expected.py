@@ -2,7 +2,9 @@
 endpoint, for every stream in STREAMS (nothing here lists streams by hand)."""
 import collections
 import copy
+import datetime
 import json
+import re
 
 from tap_zendesk_chat.streams import STREAMS
 
@@ -70,6 +72,16 @@ def delivered_keys(*results):
         for message in result.record_messages():
             keys[message["stream"]][key_of(message["stream"], message["record"])] += 1
     return keys
+
+
+def utc_z(raw):
+    """The instant of a timestamp as the API writes it ("...Z", "...+00:00Z"), in the form the tap emits;
+    stdlib only, not the tap's code."""
+    if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", raw):
+        return raw  # already the emitted form: kept as is
+    when = datetime.datetime.fromisoformat(re.sub(r"([+-]\d\d:?\d\d)Z\Z", r"\1", raw))  # the "+00:00Z" quirk
+    when = when.astimezone(datetime.timezone.utc) if when.tzinfo else when
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond:06d}" if when.microsecond else "") + "Z"
 
 
 assert set(STREAMS) >= set(BAN_ARRAYS)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.harness import TOKEN, catalog_selecting, make_config, run_tap
+from tests.harness import CLIENT_ID, CLIENT_SECRET, TOKEN, catalog_selecting, make_config, run_tap
 from tests.integration.test_faults import assert_nothing_after_last_state
 from tests.simulator import Dataset
 from tap_zendesk_chat.discover import build_catalog
@@ -195,3 +195,24 @@ def test_plan_without_api_access_in_discovery_writes_no_catalog(simulator, tiny)
     result = run_tap(make_config(sim), args=["--discover"], timeout=30, parse=False)
     assert result.returncode == 1 and result.stdout == ""
     assert_one_clear_line(result, ["HTTP 403", "REST API access"])
+
+
+# -- a secret the user put where it gets logged -----------------------------------------------------------
+@pytest.mark.parametrize("where", ["token-in-base-url", "client-secret-in-token-url"])
+def test_a_secret_inside_a_logged_url_is_redacted(simulator, tiny, where):
+    """A secret pasted into a URL of the config ends up in log lines (the failing URL, the API's own error
+    text): every line the real tap writes shows *** instead, whatever code logged it."""
+    sim = simulator(tiny)
+    if where == "token-in-base-url":
+        secret, config = TOKEN, make_config(sim, base_url=f"{sim.base_url}/{TOKEN}")
+    else:
+        secret, config = CLIENT_SECRET, make_config(sim, access_token=None, client_id=CLIENT_ID,
+                                                    client_secret=CLIENT_SECRET,
+                                                    token_url=f"{sim.host_url}/oauth2/{CLIENT_SECRET}/token")
+    result = run_tap(config, timeout=30)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert any(secret in r["raw_path"] for r in sim.requests), "the secret was not in the URL the tap asked for"
+    leaks = result.stderr.count(secret) + result.stdout.count(secret)
+    assert leaks == 0, f"the secret is in the tap's output {leaks} time(s)"  # a count: never print it
+    line = assert_one_clear_line(result, ["/***/"])
+    assert "Traceback" not in result.stderr and "***" in line

@@ -1,13 +1,14 @@
 """Hostile or broken responses: refused with a clear error, never followed, never a hang.
 
 Every run has a subprocess timeout, so a hang fails the test instead of stalling the suite."""
+import json
 import re
 
 import pytest
 
-from tests.harness import make_config, run_tap
+from tests.harness import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, SECRETS, make_config, run_tap
 from tests.integration.test_faults import assert_delivered_exactly, assert_nothing_after_last_state
-from tests.simulator import Dataset
+from tests.simulator import Dataset, Fault
 from tap_zendesk_chat.streams import STREAMS
 from tests.integration.expected import expected_records
 
@@ -40,6 +41,44 @@ def test_next_page_on_another_host_is_never_followed(simulator, dataset):
     assert_delivered_exactly(dataset, result)
     # The export was walked past its first page, where next_page pointed at the trap.
     assert sim.count("incremental/chats") == 2 and sim.count("incremental/agent_timeline") == 2
+
+
+def assert_nothing_reached_the_trap(sim):
+    reached = sim.trap.requests
+    leaked = sum(1 for secret in SECRETS if any(secret in json.dumps(r) for r in reached))  # a count: never print one
+    assert leaked == 0, f"{leaked} secret(s) reached the foreign host, in {len(reached)} request(s)"
+    assert reached == [], f"the tap followed a redirect to the foreign host: {[r['raw_path'] for r in reached]}"
+
+
+@pytest.mark.parametrize("path,status", [("account", 301), ("incremental/chats", 302), ("agents", 303),
+                                         ("departments", 307), ("bans", 308)])
+def test_a_redirect_to_another_host_is_never_followed(simulator, dataset, path, status):
+    """A 3xx whose Location is another host: the tap stops with the client's redirect message, and nothing
+    (no request, no token) reaches that host. Following it would hand the request to whoever answers there."""
+    sim = simulator(dataset)
+    sim.inject(Fault.REDIRECT, path=path, status=status)
+    result = run_tap(make_config(sim, agents_page_limit=50), timeout=HANG)
+    assert_nothing_reached_the_trap(sim)
+    assert [r["status"] for r in sim.requests if r["path"] == path] == [status], "asked again after the redirect"
+    assert_clear_failure(result, [f"{path}: the API answered a redirect (HTTP {status}) from {sim.base_url}/{path};",
+                                  "the tap does not follow redirects"])
+    assert not result.records(path.removeprefix("incremental/"))
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_redirect_of_the_token_endpoint_is_never_followed(simulator, dataset, status):
+    """307/308 keep the POST and its body: following them would send client_secret and refresh_token to the
+    other host."""
+    sim = simulator(dataset)
+    sim.inject(Fault.REDIRECT, path="oauth2/token", status=status)
+    config = make_config(sim, access_token=None, refresh_token=REFRESH_TOKEN, client_id=CLIENT_ID,
+                         client_secret=CLIENT_SECRET, token_url=sim.token_url)
+    result = run_tap(config, timeout=HANG)
+    assert_nothing_reached_the_trap(sim)
+    assert [r["path"] for r in sim.requests] == ["oauth2/token"], "the tap went on without a token"
+    assert_clear_failure(result, [f"The OAuth token endpoint {sim.token_url} refused to issue an access token",
+                                  f"HTTP {status}"])
+    assert not result.record_messages()
 
 
 def test_object_where_the_agents_array_is_expected(simulator, dataset):

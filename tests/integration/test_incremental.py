@@ -2,6 +2,7 @@
 import json
 import math
 import random
+import threading
 import time
 
 import pytest
@@ -193,6 +194,51 @@ def test_interrupted_full_table_sync_resumes_with_one_version(simulator):
     table = _apply_to_table(_apply_to_table({}, first.messages, "agents"), second.messages, "agents")
     assert set(table) == {a["id"] for a in dataset.agents}
     assert state["currently_syncing"] == "agents"
+
+
+def test_interrupted_forced_full_table_export_resumes_with_one_version(simulator):
+    """Chats forced to FULL_TABLE, killed after its first page, resumed from the last STATE: the resumed run
+    keeps the version of the sync under way. A new version there would make a target that honours versions
+    delete the rows of the first run when it activates."""
+    dataset = Dataset.generate(seed=8, chats=2600, offline_msgs=100, timeline_entries=0, history_events=2)
+    sim = simulator(dataset)
+    catalog = catalog_selecting(build_catalog(), {"chats"}, replication_method={"chats": "FULL_TABLE"})
+    config = make_config(sim)
+    proc = start_tap(config, catalog=catalog)
+    timer = threading.Timer(60, kill, [proc])  # a hung tap fails the test instead of stalling the suite
+    timer.daemon = True
+    timer.start()
+    lines = []
+    try:
+        # The tap writes only at a STATE and blocks on the pipe while this test does not read: killed right
+        # after the first page's STATE, it cannot have finished the export.
+        while True:
+            line = proc.stdout.readline()
+            assert line, "the tap ended before the first page of chats was covered by a STATE"
+            lines.append(line)
+            message = json.loads(line)
+            if message["type"] == "STATE" and "chats" in message["value"]["bookmarks"]:
+                break
+        kill(proc)
+        first = finish_tap(proc, lines, timeout=30)
+    finally:
+        timer.cancel()
+        kill(proc)
+    state = first.last_state
+    bookmark = state["bookmarks"]["chats"]
+    assert bookmark["full_table"] is True and isinstance(bookmark["version"], int), bookmark
+    assert first.activate_versions("chats") == [] and 0 < len(chat_ids(first)) < dataset.chat_count()
+    time.sleep(0.01)  # a version minted now is another millisecond
+
+    second = run_tap(config, catalog=catalog, state=state, timeout=120).assert_ok()
+    versions = {m["version"] for m in first.record_messages("chats") + second.record_messages("chats")}
+    assert versions == {bookmark["version"]}, "the resumed run wrote its records under another version"
+    assert [m["version"] for m in second.activate_versions("chats")] == [bookmark["version"]]
+    table = _apply_to_table(_apply_to_table({}, first.messages, "chats"), second.messages, "chats")
+    assert set(table) == set(dataset.chat_ids()), "rows of the interrupted run vanished at ACTIVATE_VERSION"
+    # The resumed run read from the bookmark, not from start_date again.
+    assert len(chat_ids(second)) < dataset.chat_count()
+    assert "chats" not in second.last_state["bookmarks"]
 
 
 # -- killed at many points, resumed from the last STATE each time --------------------------------------------

@@ -16,7 +16,7 @@ from tap_zendesk_chat.discover import build_catalog
 from tap_zendesk_chat.schemas import load_schema
 from tap_zendesk_chat.streams import STREAMS
 from tests.harness import TOKEN, catalog_selecting, make_config, run_tap, validate_records
-from tests.integration.expected import expected_records
+from tests.integration.expected import expected_records, utc_z
 from tests.reference_transform import reference_transform
 from tests.simulator import Dataset, Simulator
 
@@ -104,13 +104,18 @@ def test_chats_of_real_shapes_keep_their_values(real):
     pairs = [item["values"] for item in webpath if "values" in item]
     assert pairs and all(isinstance(p, list) for p in pairs)
     assert any(isinstance(p[0], int) and p[1].startswith("http") for p in pairs)
+    served = {c["id"]: c for c in expected_records(dataset, "chats") if isinstance(c, dict)}
+
+    def times(conversions):
+        return [(c["timestamp"], c["attribution"]["chat_timestamp"]) for c in conversions]
+
     conversions = chats[dataset.real_shapes["chat_conversions"]]["conversions"]
-    assert conversions and all(c["timestamp"].endswith("Z") and c["attribution"]["chat_timestamp"].endswith("Z")
-                               for c in conversions)
-    offline = chats[dataset.real_shapes["offline_msg_odd_dates"]]
-    assert offline["type"] == "offline_msg"
-    assert offline["session"]["start_date"].endswith("Z")
-    assert "+00:00" not in offline["session"]["start_date"] + offline["session"]["end_date"]
+    sent = times(served[dataset.real_shapes["chat_conversions"]]["conversions"])
+    assert conversions and times(conversions) == [(utc_z(a), utc_z(b)) for a, b in sent]
+    offline, sent = (c[dataset.real_shapes["offline_msg_odd_dates"]] for c in (chats, served))
+    assert offline["type"] == "offline_msg" and sent["session"]["start_date"].endswith("+00:00Z")
+    for field in ("start_date", "end_date"):  # the same instant, in UTC with Z
+        assert offline["session"][field] == utc_z(sent["session"][field])
     strings = chats[dataset.real_shapes["chat_string_types"]]
     assert strings["unread"] is True and all(isinstance(a, str) for a in strings["agent_ids"])
     assert not any("_unexpected_values" in c for c in chats.values()), "a real shape did not fit its schema"

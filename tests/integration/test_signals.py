@@ -7,9 +7,11 @@ import time
 
 import pytest
 
-from tests.harness import finish_tap, kill, make_config, run_tap, start_tap
+from tap_zendesk_chat.discover import build_catalog
+from tests.harness import catalog_selecting, finish_tap, kill, make_config, run_tap, start_tap
 from tests.integration.expected import EXPORTS, FULL_TABLE, delivered_keys, expected_keys
-from tests.simulator import Dataset
+from tests.integration.test_faults import assert_nothing_after_last_state
+from tests.simulator import Dataset, Fault
 
 CHAT_RECORD = b'{"type":"RECORD","stream":"chats"'
 PAGE = 1000
@@ -107,3 +109,50 @@ def test_signal_during_a_retry_wait_stops_at_once(simulator, big):
     assert result.messages[-1]["type"] == "STATE"
     assert result.last_state["currently_syncing"] == "departments"
     assert collections.Counter(r["path"] for r in sim.requests)["departments"] == 1
+
+
+def test_signal_while_a_response_is_stalled_emits_nothing_no_state_covers(simulator):
+    """SIGTERM while the departments response is stalled: the response still arrives (the signal only sets
+    the stop flag), its records are encoded, and the stop is noticed before the stream finished. Those records
+    belong to no STATE (departments has no bookmark, no ACTIVATE_VERSION went out): they must be dropped, not
+    written before the final STATE. The resumed run then delivers departments once, not twice."""
+    dataset = Dataset.generate(seed=52, chats=30, offline_msgs=3, agents=40, departments=6, timeline_entries=5,
+                               history_events=2)
+    sim = simulator(dataset, stall_seconds=2)
+    sim.inject(Fault.STALL, path="departments")
+    catalog = catalog_selecting(build_catalog(), {"agents", "departments"})
+    config = make_config(sim)
+    proc = start_tap(config, catalog=catalog)
+    watchdog = _watchdog(proc, seconds=60)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not [r for r in sim.requests if r["path"] == "departments"]:
+            assert time.monotonic() < deadline and proc.poll() is None, "the tap never asked for departments"
+            time.sleep(0.02)
+        time.sleep(0.3)  # well inside the 2 s stall
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(10)
+        stopped = finish_tap(proc, lines, timeout=30)
+    finally:
+        watchdog.cancel()
+        kill(proc)
+
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+    (asked,) = [r for r in sim.requests if r["path"] == "departments"]
+    assert asked["fault"] == "stall" and asked["status"] == 200, "the signal did not land during the stalled response"
+    assert_nothing_after_last_state(stopped)
+    final = stopped.last_state
+    assert final["currently_syncing"] == "departments" and "departments" not in final["bookmarks"]
+    assert stopped.activate_versions("departments") == []
+    assert stopped.records("departments") == [], "records of the page in flight went out: no STATE covers them"
+    assert len(stopped.records("agents")) == len(dataset.agents), "agents finished before the signal"
+
+    resumed = run_tap(config, catalog=catalog, state=final, timeout=60).assert_ok()
+    expected = expected_keys(dataset)["departments"]
+    assert delivered_keys(stopped, resumed)["departments"] == expected, "departments delivered twice or not at all"

@@ -69,6 +69,12 @@ class Fault:
     ALL = ("429", "500", "502", "503", "504", "reset", "stall", "truncate", "invalid_json", "html_200")
     # stall is left out of the random mix: it costs stall_seconds of wall time per hit
     RANDOM_DEFAULT = ("429", "500", "502", "503", "504", "reset", "truncate", "invalid_json", "html_200")
+    # Hostile answers, for inject() only (never in ALL or the random mix: a client must not retry them).
+    # redirect: a 3xx (inject's `status`, default 302) whose Location is the same path and query on the
+    # trap, another host; the trap records whatever follows it (headers and body).
+    REDIRECT = "redirect"
+    HOSTILE = ("redirect",)
+    REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
 class _BadRequest(Exception):
@@ -207,7 +213,8 @@ def _reason(status):
 
 
 class _Trap:
-    """A second server on another port that records whatever reaches it (a foreign host for next_page tests)."""
+    """A second server on another port that records whatever reaches it, body included (a foreign host for
+    next_page and redirect tests)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -230,12 +237,13 @@ class _Trap:
             self._requests.clear()
 
     def handle_request(self, handler):
-        _read_body(handler)
+        body = _read_body(handler)
         parsed = urllib.parse.urlsplit(handler.path)
         with self._lock:
             self._requests.append({"method": handler.command, "path": parsed.path, "raw_path": handler.path,
                                    "query": dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)),
-                                   "headers": dict(handler.headers.items()), "time": time.monotonic()})
+                                   "headers": dict(handler.headers.items()), "body": body.decode("utf-8", "replace"),
+                                   "time": time.monotonic()})
         _write(handler, _json(200, {}))
 
     def start(self):
@@ -395,9 +403,12 @@ class Simulator:
             return sum(1 for r in self._requests if r["path"] == path)
 
     def inject(self, kind, times=1, path=None, retry_after=None, status=None):
-        """Queue `kind` for the next `times` matching requests (path None: any API request)."""
-        if kind not in Fault.ALL:
+        """Queue `kind` for the next `times` matching requests (path None: any API request; the token
+        endpoint is path "oauth2/token"). `status` overrides the answer's status (a redirect's 3xx)."""
+        if kind not in Fault.ALL + Fault.HOSTILE:
             raise ValueError(f"unknown fault kind {kind!r}")
+        if kind == Fault.REDIRECT and (status or 302) not in Fault.REDIRECT_STATUSES:
+            raise ValueError(f"a redirect's status must be one of {Fault.REDIRECT_STATUSES}")
         with self._lock:
             self._faults.append([kind, times, path, retry_after, status])
 
@@ -479,6 +490,9 @@ class Simulator:
             time.sleep(self.stall_seconds)
         if kind in ("429", "500", "502", "503", "504", "invalid_json", "html_200"):
             resp = self._fault_response(kind, fault[3], fault[4])
+        elif kind == Fault.REDIRECT:
+            resp = _json(fault[4] or 302, {"error": "Moved", "description": "See Location"},
+                         headers={"Location": self.trap.base_url + handler.path})
         elif self._outage and is_api:
             resp = _json(503, {"error": "Service Unavailable", "description": "The service is temporarily unavailable."})
         elif raw_path == TOKEN_PATH:

@@ -380,6 +380,27 @@ def test_hostile_flags(fresh):
     assert stats["requests_by_path"] == {"incremental/chats": 1, "agents": 1} and stats["total"] == 2
 
 
+def test_redirect_fault_points_at_the_trap(fresh):
+    """inject("redirect"): a 3xx whose Location is the same path and query on the trap; the trap records
+    what follows it, body included. Not a transient fault: never in Fault.ALL or the random mix."""
+    s = fresh()
+    assert Fault.REDIRECT not in Fault.ALL and Fault.REDIRECT not in Fault.RANDOM_DEFAULT
+    with pytest.raises(ValueError):
+        s.inject("redirect", status=200)
+    s.inject("redirect", path="departments")
+    s.inject("redirect", path="oauth2/token", status=307)
+    resp = requests.get(f"{s.base_url}/departments?x=1", headers=AUTH, timeout=5, allow_redirects=False)
+    assert resp.status_code == 302
+    assert resp.headers["Location"] == f"http://127.0.0.1:{s.trap.port}/api/v2/chat/departments?x=1"
+    assert s.trap.requests == []
+    resp = requests.post(s.token_url, data={"client_secret": "shh"}, timeout=5)  # followed: 307 keeps the body
+    assert resp.status_code == 200 and resp.url.startswith(s.trap.base_url)
+    (followed,) = s.trap.requests
+    assert followed["method"] == "POST" and followed["path"] == "/oauth2/token" and followed["body"] == "client_secret=shh"
+    assert [r["fault"] for r in s.requests] == ["redirect", "redirect"]
+    assert get(f"{s.base_url}/departments").status_code == 200  # one answer each, as injected
+
+
 # ------------------------------------------------------------------ mutations
 def test_mutations_show_up_after_the_bookmark(fresh):
     ds = Dataset.generate(seed=9, chats=200, offline_msgs=20, agents=20, timeline_entries=30, end=OLD)

@@ -1,4 +1,5 @@
 """Secrets are redacted from any log line, whatever code logged them."""
+import io
 import logging
 
 from tap_zendesk_chat import report
@@ -33,3 +34,37 @@ def test_a_secret_that_arrives_during_the_run_is_redacted_from_then_on(monkeypat
     record = make_record("new refresh token %s", rotated)
     redact.filter(record)
     assert record.getMessage() == "new refresh token ***"
+
+
+def test_install_redaction_covers_the_handlers_there_and_those_added_later(monkeypatch):
+    """install_redaction attaches its filter to the handlers already there (a line another library logs
+    reaches them without passing the tap's logger filters) and to the loggers it names (a handler added to
+    one later sees a line of that logger before any handler filter has redacted it)."""
+    monkeypatch.setattr(report, "_REDACTORS", [])
+    root = logging.getLogger()
+    existing, added_later = io.StringIO(), io.StringIO()
+    existing_handler = logging.StreamHandler(existing)  # as singer's stderr handler, there before the install
+    later_handler = logging.StreamHandler(added_later)
+    loggers = (root, report.LOGGER, logging.getLogger("singer"), logging.getLogger("backoff"))
+    level = root.level
+    root.addHandler(existing_handler)
+    root.setLevel(logging.INFO)
+    try:
+        report.install_redaction([SECRET])
+        logging.getLogger("urllib3.connectionpool").warning("GET https://acme.example/%s/account", SECRET)
+        report.LOGGER.info("token %s refused", SECRET)
+        backoff = logging.getLogger("backoff")
+        backoff.addHandler(later_handler)  # called before root's handlers for a line of this logger
+        backoff.error("giving up on %s", SECRET)
+    finally:
+        root.removeHandler(existing_handler)
+        logging.getLogger("backoff").removeHandler(later_handler)
+        root.setLevel(level)
+        for redactor in report._REDACTORS:  # only this test's: the list was replaced above
+            for item in {*loggers, *root.handlers, existing_handler}:
+                item.removeFilter(redactor)
+    assert SECRET not in existing.getvalue(), "a handler there before install_redaction printed the secret"
+    assert "GET https://acme.example/***/account" in existing.getvalue()
+    assert "token *** refused" in existing.getvalue()
+    assert "giving up on ***" in existing.getvalue()
+    assert added_later.getvalue() == "giving up on ***\n", "a handler added later printed the secret"
