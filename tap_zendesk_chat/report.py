@@ -41,6 +41,16 @@ def install_redaction(secrets):
         for handler in logger.handlers:
             handler.addFilter(redactor)
         logger.addFilter(redactor)
+    # Handlers come and go (singer-python's metrics timer reloads its logging config, replacing the root
+    # handler and its filters): every record of any logger is also redacted when it is made.
+    make_record = logging.getLogRecordFactory()
+
+    def redacted_record(*args, **kwargs):
+        record = make_record(*args, **kwargs)
+        redactor.filter(record)
+        return record
+
+    logging.setLogRecordFactory(redacted_record)
 
 
 class StreamReport:

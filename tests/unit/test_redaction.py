@@ -41,6 +41,7 @@ def test_install_redaction_covers_the_handlers_there_and_those_added_later(monke
     reaches them without passing the tap's logger filters) and to the loggers it names (a handler added to
     one later sees a line of that logger before any handler filter has redacted it)."""
     monkeypatch.setattr(report, "_REDACTORS", [])
+    monkeypatch.setattr(logging, "_logRecordFactory", logging.getLogRecordFactory())  # restored after the test
     root = logging.getLogger()
     existing, added_later = io.StringIO(), io.StringIO()
     existing_handler = logging.StreamHandler(existing)  # as singer's stderr handler, there before the install
@@ -68,3 +69,30 @@ def test_install_redaction_covers_the_handlers_there_and_those_added_later(monke
     assert "token *** refused" in existing.getvalue()
     assert "giving up on ***" in existing.getvalue()
     assert added_later.getvalue() == "giving up on ***\n", "a handler added later printed the secret"
+
+
+def test_redaction_survives_the_handlers_being_replaced(monkeypatch):
+    """singer-python's metrics timer reloads its logging config, replacing the root handler and its
+    filters: a line another library logs afterwards must still be redacted."""
+    monkeypatch.setattr(report, "_REDACTORS", [])
+    monkeypatch.setattr(logging, "_logRecordFactory", logging.getLogRecordFactory())  # restored after the test
+    root = logging.getLogger()
+    level, before = root.level, list(root.handlers)
+    report.install_redaction([SECRET])
+    replaced = io.StringIO()
+    handler = logging.StreamHandler(replaced)
+    try:
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)  # a new handler, without the tap's filter
+        root.setLevel(logging.INFO)
+        logging.getLogger("urllib3.connectionpool").warning("GET https://acme.example/?t=%s", SECRET)
+    finally:
+        root.removeHandler(handler)
+        for old in before:
+            root.addHandler(old)
+        root.setLevel(level)
+        for redactor in report._REDACTORS:
+            for item in (root, report.LOGGER, logging.getLogger("singer"), logging.getLogger("backoff"), *before):
+                item.removeFilter(redactor)
+    assert replaced.getvalue() == "GET https://acme.example/?t=***\n"
