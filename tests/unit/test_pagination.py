@@ -424,7 +424,7 @@ def test_prefetched_fetches_the_next_page_while_the_current_one_is_written_and_h
             yield n
     started = time.monotonic()
     got = []
-    for page in prefetched(pages()):
+    for page in prefetched(pages(), min_round_trip=0.01):
         time.sleep(0.05)  # writing the page
         got.append(page)
         with lock:
@@ -440,7 +440,7 @@ def test_prefetched_raises_the_walks_error_where_the_failed_page_would_be():
     def pages():
         yield 1
         raise UnexpectedResponseError("page 2 is broken")
-    walk = prefetched(pages())
+    walk = prefetched(pages(), min_round_trip=0)
     assert next(walk) == 1
     with pytest.raises(UnexpectedResponseError, match="page 2"):
         next(walk)
@@ -450,7 +450,19 @@ def test_prefetched_stops_its_thread_when_the_caller_stops_early():
     import threading
 
     from tap_zendesk_chat.pagination import prefetched
-    walk = prefetched(iter(range(100)))
+    walk = prefetched(iter(range(100)), min_round_trip=0)
     assert next(walk) == 0
+    assert next(walk) == 1  # from the prefetching thread
     walk.close()
     assert not any(t.name == "page-prefetch" for t in threading.enumerate())
+
+
+def test_prefetched_stays_sequential_while_pages_arrive_fast():
+    import threading
+
+    from tap_zendesk_chat.pagination import prefetched
+    seen = []
+    for page in prefetched(iter(range(5))):
+        seen.append(page)
+        assert not any(t.name == "page-prefetch" for t in threading.enumerate())
+    assert seen == list(range(5))
