@@ -116,6 +116,21 @@ def _unfit_value(value):
     return value
 
 
+def conform_properties(value, properties, unfit):
+    """Conform the declared properties of an object in place: ((key, conform, classes that need nothing), ...)."""
+    stack = unfit.stack
+    for key, fn, fast in properties:
+        if key in value:
+            inner = value[key]
+            if inner.__class__ in fast:
+                continue
+            stack.append(key)
+            fixed = fn(inner, unfit)
+            if fixed is not inner:
+                value[key] = fixed
+            stack.pop()
+
+
 def compile_conform(node):
     """conform(value, unfit) -> the value to emit, or None when the node accepts anything and needs nothing."""
     if node.types is None:
@@ -145,17 +160,7 @@ def compile_conform(node):
                         return reject(value, unfit)
             elif cls is dict:
                 if properties:
-                    stack = unfit.stack
-                    for key, fn, fast in properties:
-                        if key in value:
-                            inner = value[key]
-                            if inner.__class__ in fast:
-                                continue
-                            stack.append(key)
-                            fixed = fn(inner, unfit)
-                            if fixed is not inner:
-                                value[key] = fixed
-                            stack.pop()
+                    conform_properties(value, properties, unfit)
             elif cls is list:
                 if items is not None:
                     stack = unfit.stack
@@ -456,17 +461,7 @@ class RecordPlan:
         for field in self.deselected:
             record.pop(field, None)
         unfit = Unfit()
-        stack = unfit.stack
-        for key, fn, fast in self._conform_fast:
-            if key in record:
-                value = record[key]
-                if value.__class__ in fast:
-                    continue
-                stack.append(key)
-                fixed = fn(value, unfit)
-                if fixed is not value:
-                    record[key] = fixed
-                stack.pop()
+        conform_properties(record, self._conform_fast, unfit)
         for key in self.key_properties:
             if record.get(key) is None:
                 return self._withhold(self._why_no_key(key, unfit), fastjson.dumps(record))
