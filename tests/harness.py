@@ -141,6 +141,18 @@ def finish_tap(proc, stdout_lines=(), timeout=120):
     return TapResult(proc.returncode, stdout, stderr, parse_messages(complete))
 
 
+def read_then_kill(proc, count):
+    """Read up to `count` lines of a started tap's stdout, then SIGKILL it; the lines read (for finish_tap)."""
+    lines = []
+    while len(lines) < count:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+    kill(proc)
+    return lines
+
+
 def kill(proc, sig=signal.SIGKILL):
     try:
         proc.send_signal(sig)

@@ -9,7 +9,7 @@ import pytest
 from tap_zendesk_chat.discover import build_catalog
 from tap_zendesk_chat.schemas import load_schema
 from tap_zendesk_chat.streams import STREAMS
-from tests.harness import catalog_selecting, finish_tap, kill, make_config, run_tap, start_tap, validate_records
+from tests.harness import catalog_selecting, finish_tap, make_config, read_then_kill, run_tap, start_tap, validate_records
 from tests.integration.expected import EXPORTS, expected_records, json_key
 from tests.reference_transform import reference_transform
 from tests.simulator import Dataset
@@ -61,15 +61,7 @@ def test_every_export_resumes_from_any_kill_without_loss(simulator, big, stream)
         runs += 1
         assert runs < 20, "the sync never finished"
         proc = start_tap(config, catalog=catalog, state=state)
-        lines = []
-        if runs <= 4:
-            target = rng.randint(1, 2 * PAGE)
-            while len(lines) < target:
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                lines.append(line)
-            kill(proc)
+        lines = read_then_kill(proc, rng.randint(1, 2 * PAGE)) if runs <= 4 else []
         result = finish_tap(proc, lines)
         # Only what a STATE covers counts as delivered: a resume starts from the last STATE.
         covered = []

@@ -9,8 +9,8 @@ import pytest
 
 from tap_zendesk_chat.dates import format_datetime, parse_datetime, to_epoch_seconds
 from tap_zendesk_chat.discover import build_catalog
-from tests.harness import (TOKEN, catalog_selecting, finish_tap, kill, make_config, run_tap, start_tap,
-                           validate_records)
+from tests.harness import (TOKEN, catalog_selecting, finish_tap, kill, make_config, read_then_kill, run_tap,
+                           start_tap, validate_records)
 from tap_zendesk_chat.streams import STREAMS
 from tests.integration.expected import export_changes, export_snapshot
 from tests.reference_transform import reference_transform
@@ -277,16 +277,10 @@ def test_sigkill_at_many_points_loses_nothing(big_sim, how):
         assert runs < 40, "the sync never finished"
         proc = start_tap(config, catalog=CHATS_ONLY, state=state)
         lines = []
-        if runs <= 12:
-            if how == "lines":
-                target = rng.randint(1, 2600)
-                while len(lines) < target:
-                    line = proc.stdout.readline()
-                    if not line:
-                        break
-                    lines.append(line)
-            else:
-                time.sleep(rng.uniform(0.05, 0.8))
+        if runs <= 12 and how == "lines":
+            lines = read_then_kill(proc, rng.randint(1, 2600))
+        elif runs <= 12:
+            time.sleep(rng.uniform(0.05, 0.8))
             kill(proc)
         result = finish_tap(proc, lines)
         emitted_total += len(result.records("chats"))
