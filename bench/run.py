@@ -91,10 +91,11 @@ def measure(command, core, stdout=subprocess.DEVNULL, stderr=None, env=None):
 class SimulatorProcess:
     """`python -m tests.simulator` in its own process; ready once it wrote its base URL to a file."""
 
-    def __init__(self, chats, workdir, core, gzip=False, timeout=900):
+    def __init__(self, chats, workdir, core, gzip=False, timeout=900, extra=()):
         offline = int(chats * OFFLINE_SHARE)
         self.chats = chats
         self.ready_file = workdir / f"sim-{chats}.ready"
+        self.ready_file.unlink(missing_ok=True)  # a simulator of an earlier run wrote it
         self.log = open(workdir / f"sim-{chats}.log", "w")
         command = [PYTHON, "-m", "tests.simulator", "--port", "0", "--token", TOKEN,
                    "--chats", str(chats - offline), "--offline-msgs", str(offline), "--agents", str(AGENTS),
@@ -102,6 +103,7 @@ class SimulatorProcess:
                    "--timeline-entries", str(TIMELINE), "--ready-file", str(self.ready_file)]
         if gzip:
             command.append("--gzip")
+        command += list(extra)
         started = time.perf_counter()
         self.proc = subprocess.Popen(pinned(command, core), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log)
         while not self.ready_file.exists():
@@ -446,6 +448,11 @@ def parse_args(argv):
     parser.add_argument("--profile", action="store_true",
                         help="after the figures, one more chats sync under cProfile at each N; prints its top entries")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target of issue 6 is missed too")
+    parser.add_argument("--latency", type=float, nargs="+", default=None, metavar="S",
+                        help="the network bench instead: the chats backfill against a server taking S seconds per "
+                             "answer and enforcing 200 requests a minute (429 + Retry-After), one run per S")
+    parser.add_argument("--bytes-per-second", type=float, default=None,
+                        help="with --latency: the body's size over this bandwidth is added to each answer")
     args = parser.parse_args(argv)
     if args.quick:
         args.chats = [5_000]
@@ -476,8 +483,59 @@ def tap_version():
     return commit + (" + local changes" if git("status", "--porcelain", "--", "tap_zendesk_chat") else "")
 
 
+API_BUDGET = 200  # requests a minute: the API's rate limit, answered with 429 + Retry-After beyond it
+
+
+def bench_network(args):
+    """The chats backfill against a server on a real network's terms: `--latency` seconds per answer (and
+    the body over `--bytes-per-second`), 200 requests a minute enforced with 429 + Retry-After, the tap at
+    its default budget. Reports wall time, chats/s, requests, 429s and the ratio to the ceiling
+    min(200 requests a minute x 1,000 chats, bandwidth)."""
+    print(f"network bench: N = {', '.join(f'{n:,}' for n in args.chats)}; latency {args.latency} s per page; "
+          f"bandwidth {args.bytes_per_second or 'unlimited'} B/s; server limit {API_BUDGET} requests/min")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tap-bench-net-") as tmp:
+        workdir = pathlib.Path(tmp)
+        for chats in args.chats:
+            for latency in args.latency:
+                extra = ["--latency", str(latency), "--rate-limit", str(API_BUDGET)]
+                if args.bytes_per_second:
+                    extra += ["--bytes-per-second", str(args.bytes_per_second)]
+                sim = SimulatorProcess(chats, workdir, args.sim_core, args.gzip, extra=extra)
+                try:
+                    config = write_json(workdir / "config-net.json", {
+                        "access_token": TOKEN, "base_url": sim.base_url, "start_date": START_DATE,
+                        "max_requests_per_minute": API_BUDGET})
+                    catalog = catalog_selecting(discover(config, workdir), workdir, "chats", lambda n: n == "chats")
+                    run = requests_during(sim, lambda: run_tap(config, catalog, args.core, workdir, "net"))
+                finally:
+                    sim.stop()
+                requests = run["requests"].get("incremental/chats", 0)
+                ceiling = API_BUDGET * EXPORT_LIMIT / 60
+                if args.bytes_per_second:
+                    ceiling = min(ceiling, args.bytes_per_second / 6048)
+                rate = chats / run["wall_s"]
+                rows.append({"chats": chats, "latency_s": latency, "wall_s": run["wall_s"], "chats_per_s": rate,
+                             "requests": requests, "http_429": run["retries"], "ceiling_chats_per_s": ceiling,
+                             "of_ceiling": rate / ceiling, "peak_rss_mb": run["peak_rss_mb"]})
+                print(f"   N={chats:,} latency {latency:g} s: {run['wall_s']:.1f} s wall, {rate:,.0f} chats/s, "
+                      f"{requests} requests, {run['retries']} retries (429s), {rate / ceiling:.0%} of the ceiling "
+                      f"{ceiling:,.0f} chats/s, {run['peak_rss_mb']:.0f} MB", flush=True)
+    print(f"\n{'N':>9} {'latency s':>9} {'wall s':>8} {'chats/s':>8} {'requests':>8} {'429s':>5} {'of ceiling':>10}")
+    for r in rows:
+        print(f"{r['chats']:>9,} {r['latency_s']:>9g} {r['wall_s']:>8.1f} {r['chats_per_s']:>8,.0f} {r['requests']:>8} "
+              f"{r['http_429']:>5} {r['of_ceiling']:>10.0%}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bench-network-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"argv": sys.argv[1:], "rows": rows}, indent=2))
+    print(f"\nresults: {out.relative_to(ROOT)}")
+    return 0
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.latency:
+        return bench_network(args)
     version = tap_version()
     print(f"bench: N = {', '.join(f'{n:,}' for n in args.chats)}; tap {version}; tap and raw on core {args.core}, "
           f"simulator on core {args.sim_core}; {os.cpu_count()} cores; Python {sys.version.split()[0]}")

@@ -42,7 +42,11 @@ def parse_args(argv):
     parser.add_argument("--real-shapes", action="store_true",
                         help="add records with shapes real accounts have sent (listed on stderr and at GET /_sim/real_shapes)")
     parser.add_argument("--integrated-account", action="store_true")
-    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
+    parser.add_argument("--rate-limit", type=int, default=None,
+                        help="requests per minute; more get 429 with Retry-After, as the API answers")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
+    parser.add_argument("--bytes-per-second", type=float, default=None,
+                        help="and the body's size over this bandwidth (e.g. 5e6), added to every API answer")
     parser.add_argument("--token-ttl", type=float, default=None)
     parser.add_argument("--client-id", default="sim-client")
     parser.add_argument("--client-secret", default="sim-secret")
@@ -66,7 +70,8 @@ def main(argv=None):
                     client_secret=args.client_secret, refresh_token=args.refresh_token, gzip_bodies=args.gzip,
                     port=args.port, agent_events_available=args.no_agent_events is None,
                     agent_events_unavailable_status=args.no_agent_events or 403,
-                    agent_events_time_unit=args.agent_events_time_unit, events_end_id=not args.no_events_end_id)
+                    agent_events_time_unit=args.agent_events_time_unit, events_end_id=not args.no_events_end_id,
+                    latency=args.latency, bytes_per_second=args.bytes_per_second)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -273,7 +273,7 @@ class Simulator:
                  token_ttl=None, client_id="sim-client", client_secret="sim-secret", refresh_token="sim-refresh",
                  rotate_refresh_tokens=False, gzip_bodies=False, fault_rate=0.0, fault_kinds=Fault.RANDOM_DEFAULT, fault_seed=0, stall_seconds=5.0, port=0,
                  agent_events_available=True, agent_events_unavailable_status=403, agent_events_time_unit="seconds",
-                 events_end_id=True):
+                 events_end_id=True, latency=0.0, bytes_per_second=None):
         """Options of the event exports (/incremental/conversions, /department_events, /agent_events):
 
         agent_events_available: False answers /incremental/agent_events with agent_events_unavailable_status
@@ -296,6 +296,8 @@ class Simulator:
         self.dataset = dataset
         self.token = token
         self.rate_limit_per_minute = rate_limit_per_minute
+        self.latency = latency  # seconds added to every API answer (a real network's round trip)
+        self.bytes_per_second = bytes_per_second  # and the body's size over this bandwidth, when given
         self.rate_limit_window = rate_limit_window
         self.integrated_account = integrated_account
         self.api_access = api_access
@@ -502,6 +504,10 @@ class Simulator:
         else:
             resp = self._api(handler, root, path, query)
         record["status"] = resp.status
+        if is_api and (self.latency or self.bytes_per_second):
+            # A real server's time: a round trip, plus the body at the network's speed.
+            size = sum(len(c) for c in resp.body) if isinstance(resp.body, list) else len(resp.body)
+            time.sleep(self.latency + (size / self.bytes_per_second if self.bytes_per_second else 0.0))
         _write(handler, resp, truncate=(kind == "truncate"))
 
     def _take_fault(self, path, is_api):

@@ -1204,3 +1204,16 @@ def test_standalone_event_options(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+def test_latency_and_bandwidth_delay_every_api_answer(fresh):
+    s = fresh(latency=0.2, bytes_per_second=1_000_000, token="tok")
+    started = time.monotonic()
+    resp = requests.get(f"{s.base_url}/incremental/chats?fields=chats(*)&limit=100&start_time=0",
+                        headers={"Authorization": "Bearer tok"}, timeout=10)
+    took = time.monotonic() - started
+    assert resp.status_code == 200
+    assert took >= 0.2 + len(resp.content) / 1_000_000 * 0.9
+    started = time.monotonic()
+    requests.get(f"{s.host_url}/_sim/stats", timeout=10)  # the simulator's own controls are not delayed
+    assert time.monotonic() - started < 0.15
