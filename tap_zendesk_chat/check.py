@@ -45,11 +45,11 @@ def _check(client, names):
     except Interrupted:
         raise
     except AuthError as exc:
-        if "HTTP 401" in str(exc):
+        if exc.status == 401:
             return Check(names, endpoint, "401", "token refused", False)
         return Check(names, endpoint, "no token", str(exc)[:200], False)
     except EndpointError as exc:
-        result = str(getattr(exc, "status", None) or "refused")
+        result = str(exc.status or "refused")
         if stream.optional:
             return Check(names, endpoint, result, f"fine: skipped during a sync ({stream.optional_why})", True)
         meaning = {"403": "access denied", "404": "no such endpoint"}.get(result, str(exc)[:200])

@@ -221,7 +221,7 @@ class Client:
         where = urllib.parse.urlsplit(response.url)._replace(query="", fragment="").geturl()
         if status == 401:
             return AuthError(f"{endpoint}: the API rejected the access token (HTTP 401 {message}). The token is "
-                             f"invalid, expired or revoked. {PREREQUISITES}")
+                             f"invalid, expired or revoked. {PREREQUISITES}", 401)
         if status == 403:
             return ForbiddenError(f"{endpoint}: access denied (HTTP 403 {message}). The account's plan or the "
                                   "token's user does not allow this endpoint: the user who authorized the token must "

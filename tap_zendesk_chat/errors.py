@@ -30,6 +30,10 @@ class ApiError(TapError):
     exit_code = 1
     endpoint_only = False
 
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status  # the HTTP status that decided it, when one did
+
 
 class AuthError(ApiError):
     """401, or no token could be obtained: the token is invalid, expired or revoked."""
@@ -39,10 +43,6 @@ class EndpointError(ApiError):
     """4xx other than 401 and 429: this endpoint is not available to the account as configured."""
 
     endpoint_only = True
-
-    def __init__(self, message, status=None):
-        super().__init__(message)
-        self.status = status
 
 
 class ForbiddenError(EndpointError):

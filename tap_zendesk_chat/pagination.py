@@ -31,6 +31,12 @@ def _id_of(record):
     return None
 
 
+def _paged_by(record, since_id):
+    """Where a record stands in the walk: its id, or the walk's since_id for one without an integer id."""
+    ident = _id_of(record)
+    return since_id if ident is None else ident
+
+
 def iter_single(fetch, extract):
     """One GET, one page: `extract(body)` gives its records."""
     yield Page(extract(fetch(None)))
@@ -58,9 +64,9 @@ def iter_since_id(fetch, since_id, limit, split, what):
                                           "page past it.")
         else:
             frontier = None  # nothing was cut off: this is the last page
-        parts = [[r for r in a if frontier is None or (_id_of(r) or since_id) < frontier] for a in arrays]
+        parts = [[r for r in a if frontier is None or _paged_by(r, since_id) < frontier] for a in arrays]
         records = parts[0] if len(parts) == 1 else sorted((r for p in parts for r in p),
-                                                           key=lambda r: _id_of(r) or since_id)
+                                                           key=lambda r: _paged_by(r, since_id))
         if frontier is None:
             yield Page(records, max((i + 1 for a in ids for i in a), default=since_id), parts)
             return

@@ -175,7 +175,7 @@ class Sync:
             self._restore_written()
             LOGGER.info("%s: skipped; %s (%s)", first.name, exc, first.optional_why)
             for member in members:
-                member.report.finish("skipped", str(getattr(exc, "status", "")) or "unavailable")
+                member.report.finish("skipped", str(exc.status or "unavailable"))
             return
         due = False
         for member in members:

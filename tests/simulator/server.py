@@ -715,14 +715,7 @@ class Simulator:
                     items[i] = _dumps(_select(json.loads(items[i]), None, drop="id"))
         end_time = keys[-1][0] if keys else start_time
         end_id = keys[-1][1] if keys else start_id
-        params = {}
-        if fields is not None:
-            params["fields"] = fields
-        params["limit"] = limit
-        params["start_time"] = end_time
-        if end_id is not None:
-            params["start_id"] = end_id
-        next_page = f"{ctx['root']}/incremental/chats?{urllib.parse.urlencode(params)}"
+        next_page = _next_page(ctx, "chats", fields, limit, end_time, end_id)
         tail = {"count": len(keys), "end_time": end_time, "end_id": end_id, "next_page": next_page}
         return _Response(200, _json_array_body("chats", items, tail))
 
@@ -741,12 +734,7 @@ class Simulator:
             keep = selected or ("agent_id", "start_time")
             items = [_dumps(_select(json.loads(b), keep)) for b in blobs]
         end_time = keys[-1][0] if keys else start_time
-        params = {}
-        if fields is not None:
-            params["fields"] = fields
-        params["limit"] = limit
-        params["start_time"] = end_time
-        next_page = f"{ctx['root']}/incremental/agent_timeline?{urllib.parse.urlencode(params)}"
+        next_page = _next_page(ctx, "agent_timeline", fields, limit, end_time)
         tail = {"count": len(keys), "end_time": end_time, "next_page": next_page}
         return _Response(200, _json_array_body("agent_timeline", items, tail))
 
@@ -787,14 +775,7 @@ class Simulator:
             end_id = rows[-1][1]
         else:
             end_time, end_id = start_time, start_id
-        params = {}
-        if fields is not None:
-            params["fields"] = fields
-        params["limit"] = limit
-        params["start_time"] = end_time
-        if end_id is not None:
-            params["start_id"] = end_id
-        next_page = f"{ctx['root']}/incremental/{name}?{urllib.parse.urlencode(params)}"
+        next_page = _next_page(ctx, name, fields, limit, end_time, end_id)
         tail = {"count": len(rows), "end_time": end_time}
         if self.events_end_id:
             tail["end_id"] = end_id
@@ -853,6 +834,15 @@ class Simulator:
             if not ds.has_chat(cid) or ds.is_deleted(cid):
                 return _json(404, {"error": "Not Found", "description": f"Chat {cid} does not exist"})
             return _Response(200, ds.blob(cid))
+
+
+def _next_page(ctx, name, fields, limit, end_time, end_id=None):
+    """An export's next_page: the same query from the page's end (never null, as the API sends it)."""
+    params = {"fields": fields} if fields is not None else {}
+    params.update(limit=limit, start_time=end_time)
+    if end_id is not None:
+        params["start_id"] = end_id
+    return f"{ctx['root']}/incremental/{name}?{urllib.parse.urlencode(params)}"
 
 
 def _json_array_body(name, items, tail):

@@ -466,3 +466,11 @@ def test_prefetched_stays_sequential_while_pages_arrive_fast():
         seen.append(page)
         assert not any(t.name == "page-prefetch" for t in threading.enumerate())
     assert seen == list(range(5))
+
+
+def test_a_record_with_id_zero_is_paged_by_its_id_not_the_cursor():
+    """Id 0 is an id (a falsy one): it sorts and is cut at the frontier like any other."""
+    body = {"ip_address": [{"id": 0}, {"id": 5}], "visitor": [{"id": 3}, {"name": "no id"}]}
+    pages = list(iter_since_id(lambda params: body if params["since_id"] == 0 else {"ip_address": [], "visitor": []},
+                               0, 10, BANS_SPLIT, "bans"))
+    assert [r.get("id") for r in pages[0].records] == [0, None, 3, 5]
