@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One virtualenv per end-to-end tool under .e2e-venvs/, each from its fully pinned list in
 # tests/e2e/requirements/<name>.txt. They cannot share one: target-jsonl brings singer-python 5,
-# singer-tools singer-python 6, target-postgres singer-sdk, and each wants its own `singer` and jsonschema.
+# singer-tools singer-python 6, target-postgres singer-sdk, target-duckdb jsonschema 4 and duckdb, and each wants
+# its own `singer` and jsonschema.
 #
 #   scripts/e2e_venvs.sh                   # all of them
 #   scripts/e2e_venvs.sh meltano           # just one
 #
 # A venv whose list has not changed since it was built is left alone, so running this again is cheap.
 # The venvs are made with uv (itself pinned, installed by pip into .e2e-venvs/.uv): from PyPI it builds
-# all four in under a minute where pip takes about four.
+# all five in under a minute where pip takes about four.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ PYTHON=${PYTHON:-python3}
 UV_VERSION=0.13.9
 ROOT=.e2e-venvs
 REQUIREMENTS=tests/e2e/requirements
-ALL=(target-jsonl target-postgres singer-tools meltano)
+ALL=(target-jsonl target-postgres singer-tools meltano target-duckdb)
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then names=("${ALL[@]}"); fi
 mkdir -p "$ROOT"

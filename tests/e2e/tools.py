@@ -106,10 +106,12 @@ class PipelineResult:
 
 
 def run_pipeline(config, target, target_config=None, state=None, workdir=None, timeout=300):
-    """`tap | tee tap.out | target [--config ...]` through a real shell pipe, as a user runs it."""
+    """`tap | tee tap.out | target [--config ...]` through a real shell pipe, as a user runs it. `target` is the
+    target's executable, or its command as a list (a script run by the Python of the target's venv)."""
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="tzc-e2e-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    target_command = shlex.quote(target)
+    target = [target] if isinstance(target, str) else list(target)
+    target_command = shlex.join(target)
     if target_config is not None:
         (workdir / "target_config.json").write_text(json.dumps(target_config))
         target_command += " --config target_config.json"
@@ -124,7 +126,7 @@ def run_pipeline(config, target, target_config=None, state=None, workdir=None, t
     complete = tap_out[: tap_out.rfind("\n") + 1]  # a tap killed by SIGPIPE can leave half a line
     result = PipelineResult(tap_code, target_code, parse_messages(complete), read("tap.err"),
                             read("target.out"), read("target.err"))
-    keep_log(f"{pathlib.Path(target).name}.out", result.tap_stderr + result.target_stdout + result.target_stderr)
+    keep_log(f"{pathlib.Path(target[-1]).name}.out", result.tap_stderr + result.target_stdout + result.target_stderr)
     return result
 
 
