@@ -15,7 +15,7 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
-## One venv per end-to-end tool under .e2e-venvs/ (target-jsonl, target-postgres, singer-tools, meltano), pinned.
+## One venv per end-to-end tool under .e2e-venvs/ (target-jsonl, target-postgres, singer-tools, meltano, target-duckdb), pinned.
 $(E2E_STAMP): scripts/e2e_venvs.sh $(wildcard tests/e2e/requirements/*.txt)
 	PYTHON=$(PYTHON) bash scripts/e2e_venvs.sh
 	touch $(E2E_STAMP)
@@ -27,14 +27,16 @@ e2e-venvs: $(E2E_STAMP)
 test: $(STAMP) $(E2E_STAMP)
 	TAP_E2E_REQUIRED=1 $(BIN)/python -m pytest tests -q -ra
 
-## Only the end-to-end tests (tests/e2e): target-jsonl, target-postgres on a PostgreSQL they start, singer-check-tap, Meltano.
+## Only the end-to-end tests (tests/e2e): target-jsonl, target-postgres on a PostgreSQL they start, target-duckdb, singer-check-tap, Meltano.
 e2e: $(STAMP) $(E2E_STAMP)
 	TAP_E2E_REQUIRED=1 $(BIN)/python -m pytest tests/e2e -q -ra
 
-## The main job on the bundled local sandbox: simulator up, discovery, sync, summary.
+## The main job on the bundled local sandbox: simulator up, discovery, two syncs into DuckDB, a report from SQL.
+## make demo DEMO_TARGET=jsonl: into target-jsonl files instead, with line counts.
+DEMO_TARGET ?= duckdb
 demo: $(STAMP)
-	PYTHON=$(PYTHON) bash scripts/e2e_venvs.sh target-jsonl
-	$(BIN)/python scripts/demo.py
+	PYTHON=$(PYTHON) bash scripts/e2e_venvs.sh target-$(DEMO_TARGET)
+	$(BIN)/python scripts/demo.py --target $(DEMO_TARGET)
 
 ## The performance benchmark (bench/README.md); more N: make bench BENCH_ARGS="--chats 50000 200000".
 bench: $(STAMP)
