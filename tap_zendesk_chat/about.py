@@ -5,7 +5,9 @@ from tap_zendesk_chat.config import SETTINGS
 
 NAME = "tap-zendesk-chat"
 VERSION = "1.0.0"
-CAPABILITIES = ("catalog", "discover", "state", "about")
+# As Meltano names them: --catalog (and --properties), --discover, --state, --about; ACTIVATE_VERSION messages for
+# full-table streams (setting activate_version); --test, a check of the credentials without a sync.
+CAPABILITIES = ("catalog", "discover", "state", "about", "activate-version", "test")
 
 
 def describe_setting(setting):

@@ -1,18 +1,21 @@
 """examples/meltano: the tap as a custom Meltano extractor, run by Meltano 4.4.1 against the simulator.
 
-Meltano Hub is never needed: every plugin is defined inline with its pip_url, and the tests point Meltano's hub
+Meltano Hub is never needed: every plugin is a custom one with its pip_url (the extractor in the file generated from
+the settings table, tap-zendesk-chat.meltano.yml, which meltano.yml includes), and the tests point Meltano's hub
 settings at a closed port so that any attempt to reach it would fail."""
 import json
 import os
 import shutil
 import subprocess
 
+from tap_zendesk_chat import meltano_plugin
 from tests.e2e.tools import ROOT, expected_counts, expected_keys, keep_log, key_of, small_dataset, tool
 from tests.harness import TOKEN, run_tap
 from tests.integration.expected import FULL_TABLE
 from tests.simulator import Simulator
 
 PROJECT = ROOT / "examples" / "meltano"
+PROJECT_FILES = ("meltano.yml", "tap-zendesk-chat.meltano.yml")
 # Meltano's setting kinds for the tap's own (tap_zendesk_chat/config.py SETTINGS). Numbers are `string`:
 # Meltano 4.4.1 cannot write a `decimal` setting that came from the environment (see meltano.yml).
 MELTANO_KIND = {"string": "string", "integer": "integer", "number": "string", "boolean": "boolean",
@@ -28,20 +31,36 @@ def meltano_python(script, *args):
     return json.loads(proc.stdout)
 
 
+def load_yaml(path):
+    return meltano_python("import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", path)
+
+
 def load_project():
-    return meltano_python("import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
-                          PROJECT / "meltano.yml")
+    """meltano.yml with the plugins of the files it includes."""
+    project = load_yaml(PROJECT / "meltano.yml")
+    assert project["include_paths"] == [f"./{PROJECT_FILES[1]}"]
+    included = load_yaml(PROJECT / PROJECT_FILES[1])
+    assert set(included) == {"plugins"}
+    for kind, plugins in included["plugins"].items():
+        project["plugins"].setdefault(kind, []).extend(plugins)
+    return project
 
 
 def test_meltano_yml_is_valid_for_meltano():
-    errors = meltano_python(
-        "import json, sys, yaml, jsonschema, importlib.resources as r\n"
-        "schema = json.loads(r.files('meltano').joinpath('schemas/meltano.schema.json').read_text())\n"
-        "project = yaml.safe_load(open(sys.argv[1]))\n"
-        "v = jsonschema.Draft202012Validator(schema)\n"
-        "print(json.dumps([f'{list(e.absolute_path)}: {e.message}' for e in v.iter_errors(project)]))",
-        PROJECT / "meltano.yml")
-    assert errors == []
+    for name in PROJECT_FILES:
+        errors = meltano_python(
+            "import json, sys, yaml, jsonschema, importlib.resources as r\n"
+            "schema = json.loads(r.files('meltano').joinpath('schemas/meltano.schema.json').read_text())\n"
+            "project = yaml.safe_load(open(sys.argv[1]))\n"
+            "v = jsonschema.Draft202012Validator(schema)\n"
+            "print(json.dumps([f'{list(e.absolute_path)}: {e.message}' for e in v.iter_errors(project)]))",
+            PROJECT / name)
+        assert errors == [], name
+
+
+def test_the_generated_file_reads_as_the_definition_in_yaml():
+    """The generator writes YAML by hand: PyYAML must read back exactly the definition it was given."""
+    assert load_yaml(PROJECT / PROJECT_FILES[1]) == {"plugins": {"extractors": [meltano_plugin.plugin_definition()]}}
 
 
 def test_the_extractor_declares_what_the_tap_says_about_itself():
@@ -86,8 +105,10 @@ def test_meltano_install_and_two_runs_against_the_simulator(tmp_path):
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(".meltano", "output", ".env"))
     # The example installs the tap from two folders up; the copy installs it from this checkout.
-    manifest = project / "meltano.yml"
-    manifest.write_text(manifest.read_text().replace("pip_url: -e ../..", f"pip_url: -e {ROOT}"))
+    definition = project / PROJECT_FILES[1]
+    text = definition.read_text()
+    assert text.count('pip_url: "-e ../.."') == 1
+    definition.write_text(text.replace('pip_url: "-e ../.."', f'pip_url: "-e {ROOT}"'))
 
     dataset = small_dataset(seed=61)
     with Simulator(dataset, token=TOKEN) as sim:
