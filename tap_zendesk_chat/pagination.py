@@ -95,52 +95,359 @@ def _past_cursor(items, cursor, key_of):
     return before
 
 
-def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_at, what):
-    """Zendesk's incremental export: (start_time, start_id) cursor, stop on `count < limit`.
+@dataclasses.dataclass
+class ExportPage:
+    """One answer of an export, read: its records (after the cursor), the cursor to resume from after them,
+    whether it was the last (`count` below the limit asked for), and the time a full page covered (the
+    export's density there, in the API's unit; None when unknown)."""
+    records: list
+    cursor: tuple
+    last: bool
+    span: int | None = None
 
-    `next_page` is never null, so the count decides. The cursor of a page is the API's (end_time, end_id)
-    when it gives both, else the key of the last record with a readable one (`key_of` gives None for a
-    record without: it is delivered all the same) unless it is past the envelope's end_time, which then
-    wins (its instant is read again). Records the API puts at or before the cursor (an API
-    treating start_id as inclusive) are dropped so a boundary never repeats.
-    Paging stops early once the cursor is at or past `stop_at` (the API refuses the last 5 minutes)."""
-    while cursor[0] < stop_at:
-        params = {"start_time": cursor[0], "limit": limit, "fields": f"{records_key}(*)"}
-        if send_start_id and cursor[1] is not None:
-            params["start_id"] = cursor[1]
-        body = fetch(params)
-        if not isinstance(body, dict):
-            raise UnexpectedResponseError(f"{what}: expected a JSON object, the API sent {type(body).__name__}.")
-        items = _require_list(body.get(records_key), what)
-        count = body.get("count", len(items))
-        if type(count) is not int:
-            raise UnexpectedResponseError(f"{what}: 'count' is {count!r}, not a number.")
-        skip = _past_cursor(items, cursor, key_of)
-        records = items[skip:] if skip else items
+
+def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_id, what):
+    """One request of Zendesk's incremental export from `cursor` = (start_time, start_id or None).
+
+    `next_page` is never null, so the count decides the end: `count` below the `limit` the request was
+    answered with (`fetch` may lower params["limit"] while it retries a page too big to serve; the params
+    it returns with are those of the answer). The cursor of a page is the API's (end_time, end_id) when it
+    gives both, else the key of the last record with a readable one (`key_of` gives None for a record
+    without: it is delivered all the same) unless it is past the envelope's end_time, which then wins (its
+    instant is read again). Records the API puts at or before the cursor (an API treating start_id as
+    inclusive) are dropped so a boundary never repeats."""
+    params = {"start_time": cursor[0], "limit": page_size, "fields": f"{records_key}(*)"}
+    if send_start_id and cursor[1] is not None:
+        params["start_id"] = cursor[1]
+    body = fetch(params)
+    if not isinstance(body, dict):
+        raise UnexpectedResponseError(f"{what}: expected a JSON object, the API sent {type(body).__name__}.")
+    items = _require_list(body.get(records_key), what)
+    count = body.get("count", len(items))
+    if type(count) is not int:
+        raise UnexpectedResponseError(f"{what}: 'count' is {count!r}, not a number.")
+    skip = _past_cursor(items, cursor, key_of)
+    records = items[skip:] if skip else items
+    new_cursor = cursor
+    if records:
+        end_time, end_id = body.get("end_time"), body.get("end_id")
+        envelope_time = end_time if type(end_time) is int else None
+        if send_start_id and envelope_time is not None and end_id.__class__ in (int, str):
+            new_cursor = (end_time, end_id)  # the API's own cursor
+        else:
+            last = next((key for key in map(key_of, reversed(records)) if key is not None), None)
+            if last is not None and (envelope_time is None or last[0] <= envelope_time):
+                new_cursor = last
+            elif envelope_time is not None:
+                new_cursor = (envelope_time, None)  # no record to trust: the envelope's instant, re-read
+    if new_cursor[0] < cursor[0]:  # never backwards, whatever the envelope says
         new_cursor = cursor
-        if records:
-            end_time, end_id = body.get("end_time"), body.get("end_id")
-            envelope_time = end_time if type(end_time) is int else None
-            if send_start_id and envelope_time is not None and end_id.__class__ in (int, str):
-                new_cursor = (end_time, end_id)  # the API's own cursor
-            else:
-                last = next((key for key in map(key_of, reversed(records)) if key is not None), None)
-                if last is not None and (envelope_time is None or last[0] <= envelope_time):
-                    new_cursor = last
-                elif envelope_time is not None:
-                    new_cursor = (envelope_time, None)  # no record to trust: the envelope's instant, re-read
-        if new_cursor[0] < cursor[0]:  # never backwards, whatever the envelope says
-            new_cursor = cursor
+    last_page = count < params["limit"]
+    if not last_page and new_cursor == cursor:
         # A full page that does not move the cursor would be asked for again and again.
-        advanced = new_cursor != cursor
-        yield Page(records, new_cursor)
-        body = items = records = None  # let the emitted page go before the next is fetched
-        if count < limit:
+        raise UnexpectedResponseError(f"{what}: a full page did not move the cursor past {cursor}; "
+                                      "stopping rather than read the same page forever.")
+    span = None
+    if not last_page:
+        first = next((key for key in map(key_of, records) if key is not None), None)
+        span = new_cursor[0] - first[0] if first is not None else None
+    return ExportPage(records, new_cursor, last_page, span)
+
+
+def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_at, what):
+    """Zendesk's incremental export read in order, one request at a time (see fetch_export_page), from
+    `cursor` until a short page, or until the cursor is at or past `stop_at` (the API refuses the last
+    5 minutes). Yields Pages whose cursor is the (time, id) to resume from."""
+    while cursor[0] < stop_at:
+        page = fetch_export_page(fetch, records_key, cursor, limit, key_of, send_start_id, what)
+        cursor = page.cursor
+        yield Page(page.records, cursor)
+        if page.last:
             return
-        if not advanced:
-            raise UnexpectedResponseError(f"{what}: a full page did not move the cursor past {cursor}; "
-                                          "stopping rather than read the same page forever.")
-        cursor = new_cursor
+        page = None  # let the emitted page go before the next is fetched
+
+
+SPLIT_PAGES = 4  # pages a range must still have, by its density, to be split in two
+
+
+@dataclasses.dataclass(eq=False)
+class Range:
+    """A stretch of an export's time line, read on its own: from `cursor`, the (time, id) after its
+    last written record, up to `end` (exclusive; None: the open end, this run's stop_at and then the
+    next run's). A run reads one or more, in time order, the last one open."""
+    cursor: tuple
+    end: int | None = None
+    fetched: tuple = None  # the cursor after its last fetched page: ahead of `cursor` while pages wait
+    span: int | None = None  # the time a full page of it covered lately (its density), in the API's unit
+    claimed: bool = False  # a fetcher reads it
+    done: bool = False  # every record of it is written (the open range stays listed, its cursor the bookmark)
+
+    def __post_init__(self):
+        if self.fetched is None:
+            self.fetched = self.cursor
+
+
+def ranges_snapshot(ranges):
+    """Where each range stands, as a STATE keeps it: ((time, id, end), ...)."""
+    return tuple((r.cursor[0], r.cursor[1], r.end) for r in ranges)
+
+
+class _RangeWalk:
+    """The ranges of one export walk and what the fetchers and the writer know of them, under one lock.
+
+    Fetchers (threads, or the caller's own thread while pages come fast) claim a range and fetch its
+    pages in order; the writer (the caller of iter_export_ranges) takes the pages as they come and moves
+    a range's cursor only over records it is handed to write. A fetcher with nothing to claim splits the
+    range with the most pages still to fetch at the middle of what is left of it: that range now ends
+    there, the new one starts there (with no id: every record of its first second). A record at or past
+    a range's end is the next range's, so it is dropped from the page it came in (the split may have
+    happened after the page was asked for); nothing is read twice and nothing is skipped."""
+
+    def __init__(self, ranges, stop_at, key_of):
+        self.ranges = [Range((time, ident), end) for time, ident, end in ranges]
+        self.stop_at = stop_at
+        self.key_of = key_of
+        self.splits = 0
+        self.lock = threading.Condition()
+
+    def limit(self, r):
+        return self.stop_at if r.end is None else r.end
+
+    def finished(self):
+        return all(r.done for r in self.ranges)
+
+    def claim(self, split):
+        """The range to read next: the first one nobody reads, else (`split`) the second half of the range
+        with the most pages still to fetch, when it has SPLIT_PAGES or more; None when there is none now.
+        (Each slice costs about one request more than its pages, its last one cut short: requests are
+        what the API's rate limit counts, so a slice is worth it only when both halves are pages long.)"""
+        for r in self.ranges:
+            if not r.claimed and not r.done:
+                r.claimed = True
+                return r
+        return self._split() if split else None
+
+    def _split(self):
+        best, most = None, float(SPLIT_PAGES)
+        for r in self.ranges:
+            if r.done or r.span is None or r.fetched[0] >= self.limit(r):
+                continue
+            pages = (self.limit(r) - r.fetched[0]) / max(r.span, 1)
+            if pages >= most:
+                best, most = r, pages
+        if best is None:
+            return None
+        middle = best.fetched[0] + (self.limit(best) - best.fetched[0]) // 2
+        if middle <= best.fetched[0]:
+            return None
+        self.splits += 1
+        second = Range((middle, None), best.end, span=best.span, claimed=True)
+        best.end = middle
+        self.ranges.insert(self.ranges.index(best) + 1, second)
+        return second
+
+    def busy(self):
+        """Whether some range is still being fetched (it may become worth splitting)."""
+        return any(r.claimed and not r.done for r in self.ranges)
+
+    def next_request(self, r):
+        """The cursor to fetch r from, or None: r needs no more requests."""
+        with self.lock:
+            if r.done or r.fetched[0] >= self.limit(r):
+                return None
+            return r.fetched
+
+    def fetched(self, r, page):
+        with self.lock:
+            r.fetched = page.cursor
+            if page.span is not None:
+                r.span = page.span
+            self.lock.notify_all()  # an idle fetcher may now split it
+
+    def take(self, r, page):
+        """The records of a fetched page that are r's to write (None: r is finished, its page not needed),
+        with the snapshot of the ranges once they are written."""
+        with self.lock:
+            if r.done:
+                return None
+            records = page.records
+            if r.end is not None:
+                for index, key in enumerate(map(self.key_of, records)):
+                    if key is not None and key[0] >= r.end:
+                        records = records[:index]
+                        self._finish(r)
+                        return records, ranges_snapshot(self.ranges)
+            r.cursor = page.cursor
+            return records, ranges_snapshot(self.ranges)
+
+    def finish(self, r):
+        """r needs no more requests: once its pages are written it is done. The snapshot, if it changed."""
+        with self.lock:
+            if r.done:
+                return None
+            before = ranges_snapshot(self.ranges)
+            self._finish(r)
+            after = ranges_snapshot(self.ranges)
+            return after if after != before else None
+
+    def _finish(self, r):
+        r.done = True
+        if r.end is not None:
+            self.ranges.remove(r)
+        self.lock.notify_all()
+
+
+def iter_export_ranges(fetch_page, ranges, stop_at, key_of, parallel=1, min_round_trip=0.2, note=None):
+    """An export walk over `ranges` ((time, id, end) each, in time order, the last one open: see Range),
+    as Pages whose cursor is the snapshot of the ranges once the page is written; `fetch_page(cursor)`
+    reads one page (an ExportPage).
+
+    While pages come fast (under `min_round_trip` seconds: a local server, a benchmark) the walk reads
+    one page at a time in the caller's thread. Once one is slow (a real network), `parallel` fetchers
+    read ahead while the caller writes: with 1, the next page of the walk; with more, the walk splits
+    into time slices read at once (see _RangeWalk), so the round trips overlap and the request budget,
+    not the latency, sets the pace. At most `parallel` + 1 pages are held, however many slices there
+    are. The pages of a slice come in order; the slices' pages interleave, and each STATE keeps every
+    range's cursor, so a resume repeats at most the page written before it. `note(text)` is told when
+    the walk starts reading ahead and, at its end, into how many slices it split."""
+    walk = _RangeWalk(ranges, stop_at, key_of)
+    # In the caller's thread while pages come fast.
+    while True:
+        r = walk.claim(split=False)
+        if r is None:
+            return
+        more, slow = True, False
+        while more and not slow:
+            at = walk.next_request(r)
+            if at is None:
+                more = False
+                break
+            started = time.monotonic()
+            page = fetch_page(at)
+            took = time.monotonic() - started
+            slow = took >= min_round_trip
+            walk.fetched(r, page)
+            more = not page.last
+            taken = walk.take(r, page)
+            page = None
+            if taken is not None:
+                yield Page(*taken)
+                taken = None
+            more = more and not r.done
+        if more:  # slow: fetchers take it from here
+            r.claimed = False
+            if note:
+                note(f"a page took {took:.1f} s to arrive: reading ahead, " + (
+                    f"up to {parallel} requests at once in time slices" if parallel > 1 else "one page at a time"))
+            break
+        snapshot = walk.finish(r)
+        if snapshot is not None:
+            yield Page([], snapshot)
+    yield from _iter_fetched(walk, fetch_page, parallel)
+    if note and walk.splits:
+        note(f"read in {walk.splits + 1} time slices")
+
+
+def _iter_fetched(walk, fetch_page, parallel):
+    handoff = queue.Queue()  # (range, ExportPage) | (range, None): it needs no more requests | (None, error)
+    slots = threading.Semaphore(parallel + 1)  # pages held: fetching, waiting, or being written
+    cancelled = threading.Event()
+
+    def read(r):
+        while True:
+            slots.acquire()
+            at = None if cancelled.is_set() else walk.next_request(r)
+            if at is None:
+                slots.release()
+                break
+            page = fetch_page(at)
+            walk.fetched(r, page)
+            handoff.put((r, page))
+            if page.last:
+                break
+        handoff.put((r, None))
+
+    def fetcher():
+        try:
+            while not cancelled.is_set():
+                with walk.lock:
+                    r = walk.claim(split=parallel > 1)
+                    while r is None:
+                        if cancelled.is_set() or not walk.busy():
+                            return
+                        walk.lock.wait()
+                        r = walk.claim(split=parallel > 1)
+                read(r)
+        except BaseException as exc:  # handed to the writer, raised there
+            handoff.put((None, exc))
+
+    threads = [threading.Thread(target=fetcher, name=f"export-fetch-{n}", daemon=True) for n in range(parallel)]
+    for thread in threads:
+        thread.start()
+    try:
+        while not walk.finished():
+            r, item = handoff.get()
+            if r is None:
+                raise item
+            if item is None:
+                snapshot = walk.finish(r)
+                if snapshot is not None:
+                    yield Page([], snapshot)
+                continue
+            taken = walk.take(r, item)
+            item = None
+            if taken is not None:
+                yield Page(*taken)
+                taken = None
+            slots.release()
+    finally:
+        cancelled.set()
+        with walk.lock:
+            walk.lock.notify_all()
+        for _ in threads:
+            slots.release()
+        for thread in threads:
+            thread.join(timeout=5)
+
+
+class PageSize:
+    """The `limit` of one walk's requests: the most the API serves, halved (down to `floor`) when a
+    request keeps timing out or answering 502/504, the mark of a page too big to serve in time; doubled
+    back after `grow_after` answers in a row, a wait that doubles each time a grown size fails again."""
+
+    def __init__(self, most, floor=50, grow_after=5):
+        self.most, self.floor = most, min(floor, most)
+        self.current = most
+        self._grow_after = grow_after
+        self._failures = self._successes = 0
+        self._grown = False
+        self._lock = threading.Lock()
+
+    def failed(self):
+        """A too-big sign at the current size; the new size when it shrinks (the second in a row)."""
+        with self._lock:
+            self._successes = 0
+            self._failures += 1
+            if self._failures < 2 or self.current <= self.floor:
+                return None
+            if self._grown:
+                self._grow_after *= 2  # it grew into trouble: wait longer before the next try
+            self._failures, self._grown = 0, False
+            self.current = max(self.floor, self.current // 2)
+            return self.current
+
+    def succeeded(self):
+        """An answer at the current size; the new size when it grows back."""
+        with self._lock:
+            self._failures = 0
+            if self.current >= self.most:
+                return None
+            self._successes += 1
+            if self._successes < self._grow_after:
+                return None
+            self._successes, self._grown = 0, True
+            self.current = min(self.most, self.current * 2)
+            return self.current
 
 
 _END = object()

@@ -7,6 +7,11 @@ Shape written by this tap:
         "agent_timeline": {"start_time": "2024-05-01T10:00:00.123456Z", "cursor": [1714557600123456, 3601]},
         "agents":         {"version": 1714557600000, "since_id": 360001},   # a full-table sync in progress
      }}
+An export read in time slices that a run left unfinished also keeps every slice's cursor and end (the
+first one's cursor is "cursor"; everything outside the slices was written; the last one is open):
+        "chats": {"update_timestamp": ..., "cursor": [1714557600, "2405.1.Ab"],
+                  "slices": [[1714557600, "2405.1.Ab", 1716000000], [1716000000, null, 1718000000],
+                             [1719000000, "2406.9.Zz", null]]}
 A full-table stream has a bookmark only while a sync of it is under way; finishing removes it.
 The older singer-io tap's keys are converted on load (see `upgrade_state`)."""
 import copy
@@ -89,6 +94,8 @@ def _upgrade_bookmark(name, bookmark, notes, replication_key):
                 and 0 <= cursor[0] <= MAX_EPOCH_MICROS and (cursor[1] is None or type(cursor[1]) in (int, str))):
             raise StateError(f"The state's cursor for '{name}' is {cursor!r}; expected [time, id]: a whole "
                              "number of seconds or microseconds since 1970, and an id (number, text or null).")
+    if "slices" in bookmark:
+        _check_slices(name, bookmark["slices"], bookmark.get("cursor"))
     # The bookmark's time is read only when there is no cursor (the cursor is exact).
     if replication_key and "cursor" not in bookmark and bookmark.get(replication_key) is not None:
         _parse_bookmark_time(name, replication_key, bookmark[replication_key])
@@ -98,11 +105,34 @@ def _upgrade_bookmark(name, bookmark, notes, replication_key):
     return bookmark
 
 
+def _check_slices(name, slices, cursor):
+    def fits(entry, last):
+        return (isinstance(entry, list) and len(entry) == 3 and type(entry[0]) is int
+                and 0 <= entry[0] <= MAX_EPOCH_MICROS and (entry[1] is None or type(entry[1]) in (int, str))
+                and (entry[2] is None if last else type(entry[2]) is int))
+    ok = isinstance(slices, list) and len(slices) >= 2 and all(
+        fits(entry, index == len(slices) - 1) for index, entry in enumerate(slices))
+    ok = ok and all(a[2] <= b[0] for a, b in zip(slices, slices[1:])) and cursor == slices[0][:2]
+    if not ok:
+        raise StateError(f"The state's slices for '{name}' are {slices!r}; expected two or more [time, id, end] in "
+                         "time order (the last one's end null, the first one's time and id the bookmark's cursor). "
+                         "Remove 'slices' to resume from the cursor (chats after it are read again).")
+
+
 def _parse_bookmark_time(name, key, value):
     try:
         return parse_datetime(value)
     except ValueError:
         raise StateError(f"The state's bookmark {name}.{key} is {value!r}, not a timestamp.") from None
+
+
+def get_export_slices(state, stream, replication_key, unit, start_date):
+    """[(time, id, end), ...] to resume an incremental export from: the slices a run left unfinished, or
+    one open slice from the cursor."""
+    bookmark = state["bookmarks"].get(stream, {})
+    if "slices" in bookmark:
+        return [tuple(entry) for entry in bookmark["slices"]]
+    return [(*get_export_cursor(state, stream, replication_key, unit, start_date), None)]
 
 
 def get_export_cursor(state, stream, replication_key, unit, start_date):
@@ -117,9 +147,13 @@ def get_export_cursor(state, stream, replication_key, unit, start_date):
     return (to_epoch(start, unit), None)
 
 
-def set_export_cursor(state, stream, replication_key, unit, cursor, full_table_version=None, full_table=False):
-    """Record the export cursor; a FULL_TABLE re-read of an export also keeps its flag and version."""
+def set_export_cursor(state, stream, replication_key, unit, slices, full_table_version=None, full_table=False):
+    """Record where an export stands: its slices ((time, id, end), ...; one open slice is a plain cursor). A
+    FULL_TABLE re-read of an export also keeps its flag and version."""
+    cursor = slices[0]
     bookmark = {replication_key: format_datetime(from_epoch(cursor[0], unit)), "cursor": [cursor[0], cursor[1]]}
+    if len(slices) > 1:
+        bookmark["slices"] = [list(entry) for entry in slices]
     if full_table:
         bookmark["full_table"] = True
         if full_table_version is not None:

@@ -6,11 +6,16 @@ import time
 from typing import Any
 
 import msgspec
+import singer
 
 from tap_zendesk_chat import fastjson, pagination
 from tap_zendesk_chat import state as states
 from tap_zendesk_chat.errors import UnexpectedResponseError
 from tap_zendesk_chat.dates import datetime_from_number, format_datetime, from_epoch, parse_datetime, to_epoch
+
+
+LOGGER = singer.get_logger()
+EXPORT_LIMIT = 1000  # the most records an export page holds (the API's default and maximum)
 
 
 def _sliceable(body):
@@ -36,6 +41,7 @@ class Progress:
     bookmark: str = ""  # where it stands, for progress lines and the closing note
     notes: tuple = ()  # lines to log before it starts
     full_table: bool = False  # an export forced to re-read everything (catalog replication-method FULL_TABLE)
+    saved: object = None  # an export's slices as the last STATE has them
 
 
 class Stream:
@@ -144,7 +150,7 @@ class SinceIdStream(Stream):
     def iter_pages(self, client, config, resume):
         limit = getattr(config, self.page_limit_setting)
         fetch = lambda params: client.get(self.path, params)  # noqa: E731
-        return pagination.iter_since_id(fetch, resume, limit, self.split, self.name)
+        return pagination.prefetched(pagination.iter_since_id(fetch, resume, limit, self.split, self.name))
 
     def save_page(self, state, progress, page):
         progress.resume = max(progress.resume, page.cursor)
@@ -178,24 +184,35 @@ class IncrementalExportStream(Stream):
                 version = int(time.time() * 1000)
             if not in_progress:
                 states.clear_bookmark(state, self.name)
-        cursor = states.get_export_cursor(state, self.name, self.replication_key, unit, config.start_date)
+        slices = states.get_export_slices(state, self.name, self.replication_key, unit, config.start_date)
         stop_at = to_epoch(now - datetime.timedelta(seconds=self.quiet_seconds), unit)
-        when = format_datetime(from_epoch(cursor[0], unit))
+        when = format_datetime(from_epoch(slices[0][0], unit))
         notes = ()
-        if cursor[0] >= stop_at:
+        if len(slices) > 1:
+            notes = (f"{self.name}: resuming {len(slices)} time slices the last run left unfinished",)
+        elif slices[0][0] >= stop_at:
             notes = (f"{self.name}: the bookmark {when} is within 5 minutes of now; nothing to ask the API yet",)
         detail = ("full table" if full_table else "incremental") + f" from {when}"
-        return Progress((cursor, stop_at), version, detail, when, notes, full_table)
+        progress = Progress((slices, stop_at), version, detail, when, notes, full_table)
+        progress.saved = tuple(slices)
+        return progress
 
     def iter_pages(self, client, config, resume):
-        cursor, stop_at = resume
-        fetch = lambda params: client.get(self.path, params, self.decode_page)  # noqa: E731
-        return pagination.iter_export(fetch, self.records_key, cursor, 1000, self.key_of, self.send_start_id,
-                                      stop_at, self.name)
+        slices, stop_at = resume
+        page_size = pagination.PageSize(EXPORT_LIMIT)
+
+        def fetch_page(cursor):
+            fetch = lambda params: client.get(self.path, params, self.decode_page, page_size)  # noqa: E731
+            return pagination.fetch_export_page(fetch, self.records_key, cursor, page_size.current, self.key_of,
+                                                self.send_start_id, self.name)
+        return pagination.iter_export_ranges(fetch_page, slices, stop_at, self.key_of, config.max_parallel_requests,
+                                             note=lambda text: LOGGER.info("%s: %s", self.name, text))
 
     def save_page(self, state, progress, page):
-        if not page.records:
+        """A STATE is due when the slices moved: after records, or a slice that finished."""
+        if page.cursor == progress.saved:
             return False
+        progress.saved = page.cursor
         progress.bookmark = states.set_export_cursor(state, self.name, self.replication_key, self.time_unit,
                                                      page.cursor, progress.version, progress.full_table)
         return True

@@ -7,7 +7,6 @@ import gc
 
 import singer
 
-from tap_zendesk_chat import pagination
 from tap_zendesk_chat import state as states
 from tap_zendesk_chat.errors import ApiError, EndpointError, Interrupted, StreamsFailedError
 from tap_zendesk_chat.dates import format_datetime, utcnow
@@ -153,7 +152,7 @@ class Sync:
         first = members[0].stream
         try:
             resume = first.merge_resumes([m.progress for m in members])
-            for page in pagination.prefetched(first.iter_pages(self.client, self.config, resume)):
+            for page in first.iter_pages(self.client, self.config, resume):
                 due = False
                 for member in members:
                     records = member.stream.select(page, member.progress)

@@ -47,6 +47,12 @@ def parse_args(argv):
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
     parser.add_argument("--bytes-per-second", type=float, default=None,
                         help="and the body's size over this bandwidth (e.g. 5e6), added to every API answer")
+    parser.add_argument("--refuse-concurrency", action="store_true",
+                        help="answer 429 (Retry-After: 1) to an API request that arrives while another is in flight")
+    parser.add_argument("--max-page-bytes", type=int, default=None,
+                        help="answer 504 (after --stall-seconds with --oversize-fault timeout) instead of a larger body")
+    parser.add_argument("--oversize-fault", choices=("504", "timeout"), default="504")
+    parser.add_argument("--stall-seconds", type=float, default=5.0, help="how long a stall or an oversize timeout lasts")
     parser.add_argument("--token-ttl", type=float, default=None)
     parser.add_argument("--client-id", default="sim-client")
     parser.add_argument("--client-secret", default="sim-secret")
@@ -71,7 +77,9 @@ def main(argv=None):
                     port=args.port, agent_events_available=args.no_agent_events is None,
                     agent_events_unavailable_status=args.no_agent_events or 403,
                     agent_events_time_unit=args.agent_events_time_unit, events_end_id=not args.no_events_end_id,
-                    latency=args.latency, bytes_per_second=args.bytes_per_second)
+                    latency=args.latency, bytes_per_second=args.bytes_per_second,
+                    refuse_concurrency=args.refuse_concurrency, max_page_bytes=args.max_page_bytes,
+                    oversize_fault=args.oversize_fault, stall_seconds=args.stall_seconds)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -273,7 +273,8 @@ class Simulator:
                  token_ttl=None, client_id="sim-client", client_secret="sim-secret", refresh_token="sim-refresh",
                  rotate_refresh_tokens=False, gzip_bodies=False, fault_rate=0.0, fault_kinds=Fault.RANDOM_DEFAULT, fault_seed=0, stall_seconds=5.0, port=0,
                  agent_events_available=True, agent_events_unavailable_status=403, agent_events_time_unit="seconds",
-                 events_end_id=True, latency=0.0, bytes_per_second=None):
+                 events_end_id=True, latency=0.0, bytes_per_second=None, refuse_concurrency=False,
+                 max_page_bytes=None, oversize_fault="504"):
         """Options of the event exports (/incremental/conversions, /department_events, /agent_events):
 
         agent_events_available: False answers /incremental/agent_events with agent_events_unavailable_status
@@ -283,6 +284,13 @@ class Simulator:
         events_end_id: False leaves end_id out of the three event exports' envelopes (whether they send
           it is not documented; chats always do).
         start_id_inclusive applies to them as to chats.
+
+        Network and server limits (latency and bytes_per_second are added to every API answer):
+        refuse_concurrency: an API request that arrives while another is in flight gets 429 with
+          Retry-After: 1 (an API, or a proxy, that serves one request at a time).
+        max_page_bytes: an API answer whose body is larger is a page too big to serve in time:
+          oversize_fault "504" answers 504 Gateway Timeout instead, "timeout" first waits stall_seconds
+          (longer than the client's timeout, so it sees none) and then answers 504.
         """
         if bans_limit_mode not in ("total", "per_array"):
             raise ValueError("bans_limit_mode must be 'total' or 'per_array'")
@@ -299,6 +307,12 @@ class Simulator:
         self.latency = latency  # seconds added to every API answer (a real network's round trip)
         self.bytes_per_second = bytes_per_second  # and the body's size over this bandwidth, when given
         self.rate_limit_window = rate_limit_window
+        if oversize_fault not in ("504", "timeout"):
+            raise ValueError("oversize_fault must be '504' or 'timeout'")
+        self.refuse_concurrency = refuse_concurrency
+        self.max_page_bytes = max_page_bytes
+        self.oversize_fault = oversize_fault
+        self._in_flight = 0
         self.integrated_account = integrated_account
         self.api_access = api_access
         self.start_id_inclusive = start_id_inclusive
@@ -452,6 +466,18 @@ class Simulator:
 
     # ---------------------------------------------------------------- request handling
     def handle_request(self, handler):
+        """One request; counts the API requests in flight (refuse_concurrency answers by that count)."""
+        is_api = handler.path.startswith((CURRENT_ROOT + "/", LEGACY_ROOT + "/"))
+        with self._lock:
+            crowded = self._in_flight > 0
+            self._in_flight += is_api
+        try:
+            self._handle(handler, crowded)
+        finally:
+            with self._lock:
+                self._in_flight -= is_api
+
+    def _handle(self, handler, crowded):
         arrived = time.monotonic()
         body = _read_body(handler)
         parsed = urllib.parse.urlsplit(handler.path)
@@ -495,6 +521,9 @@ class Simulator:
         elif kind == Fault.REDIRECT:
             resp = _json(fault[4] or 302, {"error": "Moved", "description": "See Location"},
                          headers={"Location": self.trap.base_url + handler.path})
+        elif crowded and self.refuse_concurrency and is_api:
+            resp = _json(429, {"error": "Too Many Requests", "description": "One request at a time"},
+                         headers={"Retry-After": "1"})
         elif self._outage and is_api:
             resp = _json(503, {"error": "Service Unavailable", "description": "The service is temporarily unavailable."})
         elif raw_path == TOKEN_PATH:
@@ -503,12 +532,21 @@ class Simulator:
             resp = _json(404, {"error": "Not Found", "description": f"No route for {raw_path}"})
         else:
             resp = self._api(handler, root, path, query)
+        if is_api and self.max_page_bytes and resp.status == 200 and self._size(resp) > self.max_page_bytes:
+            if self.oversize_fault == "timeout":
+                time.sleep(self.stall_seconds)
+            resp = _json(504, {"error": "Gateway Timeout", "description": "The upstream took too long"})
+            record["fault"] = "oversize"
         record["status"] = resp.status
         if is_api and (self.latency or self.bytes_per_second):
             # A real server's time: a round trip, plus the body at the network's speed.
-            size = sum(len(c) for c in resp.body) if isinstance(resp.body, list) else len(resp.body)
+            size = self._size(resp)
             time.sleep(self.latency + (size / self.bytes_per_second if self.bytes_per_second else 0.0))
         _write(handler, resp, truncate=(kind == "truncate"))
+
+    @staticmethod
+    def _size(resp):
+        return sum(len(c) for c in resp.body) if isinstance(resp.body, list) else len(resp.body)
 
     def _take_fault(self, path, is_api):
         """The queued fault for this request if one matches, else maybe a random one (API requests only)."""

@@ -474,3 +474,129 @@ def test_a_record_with_id_zero_is_paged_by_its_id_not_the_cursor():
     pages = list(iter_since_id(lambda params: body if params["since_id"] == 0 else {"ip_address": [], "visitor": []},
                                0, 10, BANS_SPLIT, "bans"))
     assert [r.get("id") for r in pages[0].records] == [0, None, 3, 5]
+
+
+# -- export in time slices -----------------------------------------------------------------------------------
+
+def ranges_walk(api, ranges, limit, parallel, stop_at=FAR, delay=0.0, pages_wanted=None):
+    """The pages iter_export_ranges gives over the fake API (each request taking `delay` s), up to
+    `pages_wanted` of them (a killed run), and the API's keys of their records."""
+    import time as clock
+    from tap_zendesk_chat.pagination import fetch_export_page, iter_export_ranges
+
+    def fetch_page(cursor):
+        def fetch(params):
+            clock.sleep(delay)
+            return api(params)
+        return fetch_export_page(fetch, "chats", cursor, limit, CHAT_KEY, True, "chats")
+    pages = []
+    walk = iter_export_ranges(fetch_page, ranges, stop_at, CHAT_KEY, parallel=parallel, min_round_trip=0)
+    for page in walk:
+        pages.append(page)
+        if pages_wanted is not None and len(pages) >= pages_wanted:
+            walk.close()
+            break
+    return pages, [api.key_of(r) for p in pages for r in p.records]
+
+
+def snapshot_is_safe(snapshot, delivered, want):
+    """Every record outside the snapshot's ranges was delivered: a resume from it loses nothing."""
+    def inside(key):
+        return any(key >= (t, i or "") if i is not None else key[0] >= t for t, i, end in snapshot
+                   if end is None or key[0] < end) if snapshot else False
+    return all(k in delivered or inside(k) for k in want)
+
+
+@given(stamps=st.lists(st.tuples(st.integers(0, 400), st.text("abcdef0123", min_size=1, max_size=4)),
+                       max_size=300, unique=True),
+       limit=st.integers(3, 40), inclusive=st.booleans(), parallel=st.integers(1, 5))
+def test_sliced_export_property_every_record_once(stamps, limit, inclusive, parallel):
+    """However the walk splits, with either start_id semantics and any page size: each record once."""
+    records = [chat(T0 + s, i) for s, i in stamps]
+    api = ExportApi(records, inclusive=inclusive, most=5000)
+    pages, keys = ranges_walk(api, [(T0, None, None)], limit, parallel)
+    assert sorted(keys) == sorted(chat_key(r) for r in records)
+    assert len(keys) == len(set(keys))
+    final = pages[-1].cursor if pages else ((T0, None, None),)
+    assert len(final) == 1 and final[0][2] is None  # one open range at the end: the plain bookmark
+
+
+@given(stamps=st.lists(st.tuples(st.integers(0, 400), st.text("abc012", min_size=1, max_size=3)),
+                       min_size=1, max_size=250, unique=True),
+       limit=st.integers(3, 30), parallel=st.integers(2, 5), kill_after=st.integers(1, 30),
+       inclusive=st.booleans())
+def test_sliced_export_property_kill_and_resume_loses_nothing(stamps, limit, parallel, kill_after, inclusive):
+    """Stopped after any page and resumed from that page's snapshot (its STATE): every record comes, and
+    none twice (the snapshot covers exactly what was written)."""
+    records = [chat(T0 + s, i) for s, i in stamps]
+    want = sorted(chat_key(r) for r in records)
+    pages, first = ranges_walk(ExportApi(records, inclusive=inclusive, most=5000), [(T0, None, None)], limit,
+                               parallel, pages_wanted=kill_after)
+    snapshot = pages[-1].cursor
+    assert snapshot_is_safe(snapshot, set(first), want)
+    _, rest = ranges_walk(ExportApi(records, inclusive=inclusive, most=5000), list(snapshot), limit, parallel)
+    assert sorted(first + rest) == want
+
+
+def test_sliced_export_splits_a_long_range_and_holds_few_pages():
+    """A long backfill on slow answers is read by several fetchers at once, in slices; no more than
+    parallel + 1 pages are held, and the ranges end as one open range."""
+    import threading
+    records = many_chats(3000, seed=3, spread=30000)
+    api = ExportApi(records, most=400)
+    held, most_held, lock = [0], [0], threading.Lock()
+    in_flight, most_in_flight = [0], [0]
+
+    def slow_api(params):
+        with lock:
+            in_flight[0] += 1
+            most_in_flight[0] = max(most_in_flight[0], in_flight[0])
+        try:
+            import time as clock
+            clock.sleep(0.01)
+            return api(params)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+    from tap_zendesk_chat.pagination import fetch_export_page, iter_export_ranges
+
+    def fetch_page(cursor):
+        page = fetch_export_page(slow_api, "chats", cursor, 100, CHAT_KEY, True, "chats")
+        with lock:
+            held[0] += 1
+            most_held[0] = max(most_held[0], held[0])
+        return page
+    keys, widest = [], 0
+    stop_at = T0 + 30000 + 300
+    for page in iter_export_ranges(fetch_page, [(T0, None, None)], stop_at, CHAT_KEY, parallel=4, min_round_trip=0):
+        keys += [chat_key(r) for r in page.records]
+        widest = max(widest, len(page.cursor))
+        with lock:
+            held[0] -= 1
+    assert sorted(keys) == sorted(chat_key(r) for r in records)
+    assert most_in_flight[0] > 1, "the slices were not read at once"
+    assert widest > 1, "the range was never split"
+    assert most_held[0] <= 4 + 1
+    slices = widest + 10
+    assert len(api.calls) <= 3000 // 100 + 1 + slices  # about one request more per slice
+
+
+def test_sliced_export_makes_one_request_when_nothing_changed():
+    api = ExportApi([chat(T0 + 1, "a")], most=1)
+    pages, keys = ranges_walk(api, [(T0, None, None)], 1000, 6)
+    assert keys == [(T0 + 1, "a")] and len(api.calls) == 1
+
+
+def test_sliced_export_raises_a_fetchers_error_in_the_writers_thread():
+    from tap_zendesk_chat.pagination import iter_export_ranges
+    calls = []
+
+    def fetch_page(cursor):
+        calls.append(cursor)
+        if len(calls) > 2:
+            raise UnexpectedResponseError("boom")
+        from tap_zendesk_chat.pagination import ExportPage
+        return ExportPage([chat(cursor[0] + 1, "x")], (cursor[0] + 10, "x"), False, 10)
+    with pytest.raises(UnexpectedResponseError, match="boom"):
+        list(iter_export_ranges(fetch_page, [(T0, None, None)], T0 + 10_000, CHAT_KEY, parallel=3,
+                                min_round_trip=0))

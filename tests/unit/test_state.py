@@ -1,4 +1,5 @@
 import copy
+import json
 import datetime as dt
 
 import pytest
@@ -172,15 +173,43 @@ def test_export_cursor_from_an_unreadable_bookmark_is_a_state_error():
                                                     "2024-05-01T10:00:00.123456Z")])
 def test_export_cursor_round_trips_through_the_state(unit, cursor, written):
     state = new_state()
-    set_export_cursor(state, "s", "k", unit, cursor)
+    set_export_cursor(state, "s", "k", unit, [(*cursor, None)])
     assert get_export_cursor(state, "s", "k", unit, START) == cursor
     assert state["bookmarks"]["s"]["k"] == written
+    assert "slices" not in state["bookmarks"]["s"]
+
+
+def test_unfinished_slices_round_trip_through_a_state_file():
+    from tap_zendesk_chat.state import get_export_slices
+    slices = ((1714557600, "2405.1.Ab", 1716000000), (1716000000, None, 1718000000), (1719000000, "9.Z", None))
+    state = new_state()
+    set_export_cursor(state, "chats", "update_timestamp", "seconds", slices)
+    bookmark = state["bookmarks"]["chats"]
+    assert bookmark["cursor"] == [1714557600, "2405.1.Ab"] and bookmark["update_timestamp"] == "2024-05-01T10:00:00Z"
+    loaded, _ = upgrade_state(json.loads(json.dumps(state)), STREAMS)
+    assert get_export_slices(loaded, "chats", "update_timestamp", "seconds", START) == list(slices)
+
+
+@pytest.mark.parametrize("slices", [
+    [[1, None, None]],  # one slice: that is a cursor
+    [[1, None, 5], [5, None, 9]],  # the last one is not open
+    [[1, None, None], [5, None, None]],  # an open one before the last
+    [[1, None, 9], [5, None, None]],  # overlapping
+    [[1, None, 5], ["x", None, None]],
+    [[1, [], 5], [6, None, None]],
+    "[[1, null, 5]]",
+    [[2, None, 5], [6, None, None]],  # the first is not the cursor
+])
+def test_broken_slices_in_a_state_file_are_a_clear_error(slices):
+    raw = {"bookmarks": {"chats": {"update_timestamp": "2024-01-01T00:00:00Z", "cursor": [1, None], "slices": slices}}}
+    with pytest.raises(StateError, match="slices for 'chats'"):
+        upgrade_state(raw, STREAMS)
 
 
 def test_microsecond_bookmark_keeps_precision():
     when = dt.datetime(2024, 5, 1, 10, 0, 0, 1, tzinfo=UTC)
     state = new_state()
-    set_export_cursor(state, "agent_timeline", "start_time", "microseconds", (to_epoch_micros(when), 7))
+    set_export_cursor(state, "agent_timeline", "start_time", "microseconds", [(to_epoch_micros(when), 7, None)])
     assert state["bookmarks"]["agent_timeline"]["start_time"] == "2024-05-01T10:00:00.000001Z"
 
 

@@ -1,0 +1,123 @@
+"""On a real network's terms (a latency per answer, the API's 200 requests a minute with 429 +
+Retry-After, an API that refuses concurrent requests, pages too big to serve in time), a chats backfill
+read in time slices is exact, resumes from any kill, and completes; an incremental run with nothing new
+is still one request."""
+import random
+
+import pytest
+
+from tap_zendesk_chat.discover import build_catalog
+from tests.harness import catalog_selecting, finish_tap, make_config, read_then_kill, run_tap, start_tap, validate_records
+from tests.simulator import Dataset
+
+LATENCY = 0.3  # seconds per answer: above the 0.2 s from which the tap overlaps its requests
+PAGE = 1000
+CHATS = catalog_selecting(build_catalog(), {"chats"})
+
+
+@pytest.fixture(scope="module")
+def backfill():
+    """Seven pages of chats over a month, 300 of them sharing one second."""
+    return Dataset.generate(seed=81, chats=5600, offline_msgs=500, agents=5, timeline_entries=10, conversions=10,
+                            department_events=10, agent_events=10, history_events=2, same_second_chats=300)
+
+
+def chat_ids(records):
+    return sorted(r["id"] for r in records)
+
+
+def sliced_states(result):
+    return [s for s in result.states if "slices" in s["bookmarks"].get("chats", {})]
+
+
+def chats_requests(sim):
+    return [r for r in sim.requests if r["path"] == "incremental/chats"]
+
+
+@pytest.mark.parametrize("inclusive", [False, True], ids=["exclusive start_id", "inclusive start_id"])
+def test_a_sliced_backfill_delivers_every_chat_once(simulator, backfill, inclusive):
+    sim = simulator(backfill, latency=LATENCY, rate_limit_per_minute=200, start_id_inclusive=inclusive)
+    result = run_tap(make_config(sim, max_parallel_requests=4), catalog=CHATS, timeout=120).assert_ok()
+    validate_records(result)
+    assert chat_ids(result.records("chats")) == sorted(backfill.chat_ids())
+    # It was read in slices (each STATE kept them) and ended as one plain cursor.
+    assert sliced_states(result), "the backfill was never split into time slices"
+    assert "slices" not in result.last_state["bookmarks"]["chats"]
+    slices = max(len(s["bookmarks"]["chats"]["slices"]) for s in sliced_states(result))
+    requests = chats_requests(sim)
+    assert all(r["status"] == 200 for r in requests)
+    # About one request more per slice than the pages (its last page is cut at the next slice's start).
+    assert len(requests) <= len(backfill.chat_ids()) // PAGE + 1 + 2 * slices
+
+    # The next run, with nothing new: one request, as without slices.
+    sim.clear_requests()
+    again = run_tap(make_config(sim, max_parallel_requests=4), catalog=CHATS, state=result.last_state).assert_ok()
+    assert again.records("chats") == [] and len(chats_requests(sim)) == 1
+
+
+def test_a_sliced_backfill_resumes_from_any_kill_without_loss(simulator, backfill):
+    """Killed at random points while the slices are read, each run resumed from the last STATE: every chat
+    arrives, and a resume repeats at most what the last STATE did not cover (one page)."""
+    sim = simulator(backfill, latency=LATENCY)
+    config = make_config(sim, max_parallel_requests=4)
+    rng = random.Random(82)
+    delivered, emitted, state, runs, resumed_slices = set(), 0, None, 0, 0
+    while True:
+        runs += 1
+        assert runs < 20, "the sync never finished"
+        if state and "slices" in state["bookmarks"].get("chats", {}):
+            resumed_slices += 1
+        proc = start_tap(config, catalog=CHATS, state=state)
+        lines = read_then_kill(proc, rng.randint(PAGE + 200, 3 * PAGE)) if runs <= 4 else []
+        result = finish_tap(proc, lines)
+        covered = []
+        for message in result.messages:
+            if message["type"] == "RECORD":
+                covered.append(message["record"]["id"])
+            elif message["type"] == "STATE":
+                emitted += len(covered)
+                delivered.update(covered)
+                covered = []
+        state = result.last_state or state
+        if result.returncode == 0:
+            break
+    assert sorted(delivered) == sorted(backfill.chat_ids())
+    assert emitted - len(delivered) <= PAGE * (runs - 1), "more than one page repeated per resume"
+    assert resumed_slices, "no run resumed from a STATE with unfinished slices"
+
+
+def test_an_api_that_refuses_concurrent_requests_is_read_one_request_at_a_time(simulator, backfill):
+    """A 429 to any second request in flight: a few, then one at a time, and the data is complete."""
+    sequential = simulator(backfill, latency=LATENCY, refuse_concurrency=True)
+    run_tap(make_config(sequential, max_parallel_requests=1), catalog=CHATS, timeout=120).assert_ok()
+    baseline = len(chats_requests(sequential))
+    assert all(r["status"] == 200 for r in chats_requests(sequential))
+
+    sim = simulator(backfill, latency=LATENCY, refuse_concurrency=True)
+    result = run_tap(make_config(sim, max_parallel_requests=6), catalog=CHATS, timeout=120).assert_ok()
+    assert chat_ids(result.records("chats")) == sorted(backfill.chat_ids())
+    statuses = [r["status"] for r in chats_requests(sim)]
+    refused = statuses.count(429)
+    assert 1 <= refused <= 6, f"{refused} 429s: the tap did not settle on one request at a time"
+    assert "at once from now" in result.stderr
+    # Sequential speed: the requests of a sequential run, the refused ones, and about one per slice.
+    assert statuses.count(200) <= baseline + 6
+
+
+@pytest.mark.parametrize("fault", ["504", "timeout"])
+def test_pages_too_big_to_serve_are_asked_for_smaller(simulator, fault):
+    """Pages above a size answer 504 (or time out): the tap halves its page size until they are served,
+    carries on with the cursor as usual, and every chat arrives."""
+    dataset = Dataset.generate(seed=83, chats=1100, offline_msgs=100, agents=5, timeline_entries=10,
+                               conversions=10, department_events=10, agent_events=10, history_events=2)
+    sizes = sorted(len(dataset.blob(cid)) for cid in dataset.chat_ids())
+    most = sum(sizes[-300:])  # any 300 chats fit, no 600 do
+    sim = simulator(dataset, max_page_bytes=most, oversize_fault=fault, stall_seconds=1.5)
+    config = make_config(sim, request_timeout=1, max_retry_wait=0.2, max_parallel_requests=1)
+    result = run_tap(config, catalog=CHATS, timeout=120).assert_ok()
+    validate_records(result)
+    assert chat_ids(result.records("chats")) == sorted(dataset.chat_ids())
+    assert "asking for 500 records a page instead of 1000" in result.stderr
+    assert "asking for 250 records a page instead of 500" in result.stderr
+    served = [int(r["query"]["limit"]) for r in chats_requests(sim) if r["status"] == 200]
+    assert served and 1000 not in served
