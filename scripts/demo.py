@@ -54,8 +54,8 @@ class DuckDB:
     def after_second_sync(self, requests):
         print()
         report("changes", DATABASE.relative_to(ROOT), BEFORE_SECOND_SYNC.relative_to(ROOT))
-        print(f"\nThe database: {DATABASE.relative_to(ROOT)} (and {BEFORE_SECOND_SYNC.name}, as it was before the second sync). "
-              f"Query it with\n  {DUCKDB_PYTHON.relative_to(ROOT)} -c \"import duckdb; "
+        print(f"\nThe database: {DATABASE.relative_to(ROOT)} (and {BEFORE_SECOND_SYNC.name}, as it was before the "
+              f"second sync). Query it with\n  {DUCKDB_PYTHON.relative_to(ROOT)} -c \"import duckdb; "
               f"print(duckdb.connect('{DATABASE.relative_to(ROOT)}').sql('FROM zendesk_chat.chats LIMIT 5'))\"")
 
 

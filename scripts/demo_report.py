@@ -41,7 +41,8 @@ def tables(db, catalog=None):
 def primary_keys(db):
     return {table: list(columns) for table, columns in rows(
         db, "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
-            f"WHERE schema_name = '{SCHEMA}' AND constraint_type = 'PRIMARY KEY' AND database_name = current_database()")}
+            f"WHERE schema_name = '{SCHEMA}' AND constraint_type = 'PRIMARY KEY' "
+            "AND database_name = current_database()")}
 
 
 def count(db, table, catalog=None):

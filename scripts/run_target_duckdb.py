@@ -23,7 +23,6 @@ Known and left as the target does it: an empty string loads as NULL (the target'
 removed upstream stay (ACTIVATE_VERSION is ignored), and a stream without a key (routing_settings) is appended
 to on every run, which needs `"primary_key_required": false`."""
 import csv
-import json
 import os
 
 from target_duckdb import db_sync, main

@@ -32,6 +32,12 @@ for name, sql in json.load(sys.stdin).items():
 print(json.dumps(out, default=str))"""
 
 
+# Streams whose served keys cannot be compared as they are with the table's: add_real_shapes gives agent_timeline
+# start times as epoch numbers (the tap writes timestamps) and a trigger without an id (the tap withholds it).
+# Their keys are compared with what the tap sent.
+KEYS_NOT_AS_SERVED = ("agent_timeline", "triggers")
+
+
 def target_duckdb():
     return [tool("target-duckdb", "python"), str(ROOT / "scripts" / "run_target_duckdb.py")]
 
@@ -84,13 +90,13 @@ def loaded(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("target-duckdb")
     database = workdir / "zendesk.duckdb"
     dataset = odd_dataset()
-    state = {"dataset": dataset}
+    loaded = {"dataset": dataset}
     with Simulator(dataset, token=TOKEN) as sim:
         config = make_config(sim)
         first = run_pipeline(config, target, target_config(database), workdir=workdir / "first").assert_ok()
-        state.update(first=first, after_first=snapshot(database), expected_first=expected_counts(dataset),
-                     expected_keys_first={s: expected_keys(dataset, s) for s in STREAMS if s not in ("agent_timeline",
-                                                                                                      "triggers")})
+        loaded.update(first=first, after_first=snapshot(database), expected_first=expected_counts(dataset),
+                      expected_keys_first={s: expected_keys(dataset, s) for s in STREAMS
+                                           if s not in KEYS_NOT_AS_SERVED})
         changes = dataset.mutate(seed=3)
         # One more change whose effect is sure to be visible: a chat tagged after it ended.
         retagged = next(c for c in dataset.live_chat_ids() if c not in changes["updated_chats"])
@@ -98,9 +104,9 @@ def loaded(tmp_path_factory):
         changes["updated_chats"].append(retagged)
         second = run_pipeline(config, target, target_config(database), state=first.target_states[-1],
                               workdir=workdir / "second").assert_ok()
-        state.update(changes=changes, retagged=retagged, second=second, after_second=snapshot(database),
-                     expected_second=expected_counts(dataset))
-    return state
+        loaded.update(changes=changes, retagged=retagged, second=second, after_second=snapshot(database),
+                      expected_second=expected_counts(dataset))
+    return loaded
 
 
 def withheld(dataset):
@@ -123,8 +129,7 @@ def test_first_sync_loads_every_row_the_api_has(loaded):
     assert {stream: len(got[stream]) for stream in STREAMS} == want
     for stream in STREAMS:
         if STREAMS[stream].key_properties:
-            # Key for key what the tap sent (agent_timeline's keys included, whose times the API sent as numbers
-            # too), and what the simulator serves.
+            # Key for key what the tap sent, and what the simulator serves.
             assert sorted(keys(got[stream], stream)) == sorted(keys(first.records(stream), stream)), stream
             if stream in loaded["expected_keys_first"]:
                 assert set(keys(got[stream], stream)) == loaded["expected_keys_first"][stream], stream
