@@ -26,6 +26,7 @@ import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tap_zendesk_chat.config import SETTINGS  # noqa: E402
 from tap_zendesk_chat.streams import STREAMS  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 PYTHON = sys.executable
@@ -33,6 +34,7 @@ TOKEN = "bench-token"
 START_DATE = "2000-01-01T00:00:00Z"
 START_TIME = 946684800  # START_DATE in epoch seconds, for the raw reference
 EXPORT_LIMIT = 1000
+DEFAULT_PARALLEL = next(s.default for s in SETTINGS if s.name == "max_parallel_requests")
 OFFLINE_SHARE = 0.01  # offline messages among the N records of the chats export
 # The simulator's other data (its defaults) and the tap's page sizes: minimum pages follow from them.
 AGENTS, IP_BANS, VISITOR_BANS, TIMELINE = 250, 120, 80, 400
@@ -453,6 +455,8 @@ def parse_args(argv):
                              "answer and enforcing 200 requests a minute (429 + Retry-After), one run per S")
     parser.add_argument("--bytes-per-second", type=float, default=None,
                         help="with --latency: the body's size over this bandwidth is added to each answer")
+    parser.add_argument("--parallel", type=int, nargs="+", default=[None], metavar="P",
+                        help="with --latency: the tap's max_parallel_requests, one run per P (default: the tap's default)")
     args = parser.parse_args(argv)
     if args.quick:
         args.chats = [5_000]
@@ -486,6 +490,36 @@ def tap_version():
 API_BUDGET = 200  # requests a minute: the API's rate limit, answered with 429 + Retry-After beyond it
 
 
+def network_run(args, workdir, chats, latency, parallel):
+    """One chats backfill against a simulator answering in `latency` s, limited to API_BUDGET a minute."""
+    extra = ["--latency", str(latency), "--rate-limit", str(API_BUDGET)]
+    if args.bytes_per_second:
+        extra += ["--bytes-per-second", str(args.bytes_per_second)]
+    sim = SimulatorProcess(chats, workdir, args.sim_core, args.gzip, extra=extra)
+    try:
+        settings = {"access_token": TOKEN, "base_url": sim.base_url, "start_date": START_DATE,
+                    "max_requests_per_minute": API_BUDGET}
+        if parallel is not None:
+            settings["max_parallel_requests"] = parallel
+        config = write_json(workdir / "config-net.json", settings)
+        catalog = catalog_selecting(discover(config, workdir), workdir, "chats", lambda n: n == "chats")
+        run = requests_during(sim, lambda: run_tap(config, catalog, args.core, workdir, "net"))
+    finally:
+        sim.stop()
+    requests = run["requests"].get("incremental/chats", 0)
+    ceiling = API_BUDGET * EXPORT_LIMIT / 60
+    if args.bytes_per_second:
+        ceiling = min(ceiling, args.bytes_per_second / 6048)
+    rate = chats / run["wall_s"]
+    shown = parallel if parallel is not None else f"{DEFAULT_PARALLEL} (default)"
+    print(f"   N={chats:,} latency {latency:g} s, max_parallel_requests {shown}: {run['wall_s']:.1f} s wall, "
+          f"{rate:,.0f} chats/s, {requests} requests, {run['retries']} retries (429s), {rate / ceiling:.0%} of the "
+          f"ceiling {ceiling:,.0f} chats/s, {run['peak_rss_mb']:.0f} MB", flush=True)
+    return {"chats": chats, "latency_s": latency, "parallel": parallel or DEFAULT_PARALLEL, "wall_s": run["wall_s"],
+            "chats_per_s": rate, "requests": requests, "http_429": run["retries"], "ceiling_chats_per_s": ceiling,
+            "of_ceiling": rate / ceiling, "peak_rss_mb": run["peak_rss_mb"]}
+
+
 def bench_network(args):
     """The chats backfill against a server on a real network's terms: `--latency` seconds per answer (and
     the body over `--bytes-per-second`), 200 requests a minute enforced with 429 + Retry-After, the tap at
@@ -498,33 +532,13 @@ def bench_network(args):
         workdir = pathlib.Path(tmp)
         for chats in args.chats:
             for latency in args.latency:
-                extra = ["--latency", str(latency), "--rate-limit", str(API_BUDGET)]
-                if args.bytes_per_second:
-                    extra += ["--bytes-per-second", str(args.bytes_per_second)]
-                sim = SimulatorProcess(chats, workdir, args.sim_core, args.gzip, extra=extra)
-                try:
-                    config = write_json(workdir / "config-net.json", {
-                        "access_token": TOKEN, "base_url": sim.base_url, "start_date": START_DATE,
-                        "max_requests_per_minute": API_BUDGET})
-                    catalog = catalog_selecting(discover(config, workdir), workdir, "chats", lambda n: n == "chats")
-                    run = requests_during(sim, lambda: run_tap(config, catalog, args.core, workdir, "net"))
-                finally:
-                    sim.stop()
-                requests = run["requests"].get("incremental/chats", 0)
-                ceiling = API_BUDGET * EXPORT_LIMIT / 60
-                if args.bytes_per_second:
-                    ceiling = min(ceiling, args.bytes_per_second / 6048)
-                rate = chats / run["wall_s"]
-                rows.append({"chats": chats, "latency_s": latency, "wall_s": run["wall_s"], "chats_per_s": rate,
-                             "requests": requests, "http_429": run["retries"], "ceiling_chats_per_s": ceiling,
-                             "of_ceiling": rate / ceiling, "peak_rss_mb": run["peak_rss_mb"]})
-                print(f"   N={chats:,} latency {latency:g} s: {run['wall_s']:.1f} s wall, {rate:,.0f} chats/s, "
-                      f"{requests} requests, {run['retries']} retries (429s), {rate / ceiling:.0%} of the ceiling "
-                      f"{ceiling:,.0f} chats/s, {run['peak_rss_mb']:.0f} MB", flush=True)
-    print(f"\n{'N':>9} {'latency s':>9} {'wall s':>8} {'chats/s':>8} {'requests':>8} {'429s':>5} {'of ceiling':>10}")
+                for parallel in args.parallel:
+                    rows.append(network_run(args, workdir, chats, latency, parallel))
+    print(f"\n{'N':>9} {'latency s':>9} {'parallel':>8} {'wall s':>8} {'chats/s':>8} {'requests':>8} {'429s':>5} "
+          f"{'of ceiling':>10} {'peak RSS':>8}")
     for r in rows:
-        print(f"{r['chats']:>9,} {r['latency_s']:>9g} {r['wall_s']:>8.1f} {r['chats_per_s']:>8,.0f} {r['requests']:>8} "
-              f"{r['http_429']:>5} {r['of_ceiling']:>10.0%}")
+        print(f"{r['chats']:>9,} {r['latency_s']:>9g} {r['parallel']:>8} {r['wall_s']:>8.1f} {r['chats_per_s']:>8,.0f} "
+              f"{r['requests']:>8} {r['http_429']:>5} {r['of_ceiling']:>10.0%} {r['peak_rss_mb']:>5.0f} MB")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench-network-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"argv": sys.argv[1:], "rows": rows}, indent=2))
