@@ -21,6 +21,7 @@ from tap_zendesk_chat.errors import ApiError, AuthError, EndpointError, Forbidde
 
 LOGGER = singer.get_logger()
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+WINDOW_MARGIN = 0.25  # seconds: a request reaches the API a little after it is counted here, more so on a new connection
 MAX_BACKOFF = 60.0  # longest wait between retries of our own choosing (Retry-After may ask for more)
 TOKEN_ENDPOINT = "OAuth token endpoint"  # how the token endpoint is named in logs and counters
 
@@ -175,7 +176,7 @@ class Client:
     # -- internals ------------------------------------------------------------------------------
     def _wait_for_budget(self):
         """Until the run may send: past any Retry-After, and within the budget of the last minute."""
-        window, budget = 60.0, self.config.max_requests_per_minute
+        window, budget = 60.0 + WINDOW_MARGIN, self.config.max_requests_per_minute
         while True:
             with self._lock:
                 now = time.monotonic()

@@ -159,7 +159,7 @@ SETTINGS = (
             low=1, high=3600),
     Setting("max_requests_per_minute", "integer", 200, "Client-side request budget; keeps a healthy run free of 429s.",
             low=1, high=100000),
-    Setting("max_parallel_requests", "integer", 6, "Requests in flight at once. Once pages take 0.2 s or more to "
+    Setting("max_parallel_requests", "integer", 8, "Requests in flight at once. Once pages take 0.2 s or more to "
             "arrive, an export's backfill is read in time slices by this many fetchers, so the rate limit, not the "
             "round trip, sets the pace; narrowed by itself if the API answers 429 to concurrent requests. "
             "1: one request at a time.", low=1, high=16),

@@ -167,7 +167,7 @@ def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_a
         page = None  # let the emitted page go before the next is fetched
 
 
-SPLIT_PAGES = 4  # pages a range must still have, by its density, to be split in two
+SPLIT_PAGES = 3  # pages a range must still have, by its density, to be split in two
 
 
 @dataclasses.dataclass(eq=False)
@@ -219,8 +219,10 @@ class _RangeWalk:
     def claim(self, split):
         """The range to read next: the first one nobody reads, else (`split`) the second half of the range
         with the most pages still to fetch, when it has SPLIT_PAGES or more; None when there is none now.
-        (Each slice costs about one request more than its pages, its last one cut short: requests are
-        what the API's rate limit counts, so a slice is worth it only when both halves are pages long.)"""
+        (Each slice costs about one request more than its pages, its last one cut short, and requests are
+        what the API's rate limit counts; but a range left long is read page after page at the end of a
+        backfill while the other fetchers idle. On the network bench 3 gave the shortest backfills: 92%
+        of the API's ceiling at 1.5 s a page, where 4 gave 84-88%.)"""
         for r in self.ranges:
             if not r.claimed and not r.done:
                 r.claimed = True
