@@ -50,25 +50,37 @@ class _Gate:
 
     def __init__(self, limit):
         self.most = self.limit = limit
-        self.in_flight = 0
+        self.in_flight = 0  # holding a slot: sending, or waiting for the budget or a Retry-After
+        self.sending = 0
         self._narrowed_at = None
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
     def slot(self):
-        """Held while a request is in flight; gives how many were in flight with it when it was sent."""
+        """Held from before the budget's wait until the answer."""
         with self._changed:
             self._widen()
             while self.in_flight >= self.limit:
                 self._changed.wait()
             self.in_flight += 1
-            crowd = self.in_flight
         try:
-            yield crowd
+            yield
         finally:
             with self._changed:
                 self.in_flight -= 1
                 self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def send(self):
+        """Held while a request is on the wire; gives how many were, this one included, when it was sent."""
+        with self._changed:
+            self.sending += 1
+            crowd = self.sending
+        try:
+            yield crowd
+        finally:
+            with self._changed:
+                self.sending -= 1
 
     def narrow(self, crowd):
         """A 429 to a request sent among `crowd`; the new limit when it narrowed."""
@@ -136,24 +148,28 @@ class Client:
         self._token_lock = threading.Lock()
         self._gate = _Gate(config.max_parallel_requests)
         self._local = threading.local()
-        self._sessions = []
+        self._idle = []  # sessions no request is using
         self.requests_by_endpoint = collections.Counter()
         self.retries_by_endpoint = collections.Counter()
 
-    @property
-    def session(self):
-        session = getattr(self._local, "session", None)
+    @contextlib.contextmanager
+    def _session(self):
+        """A keep-alive session of the run's, for one request: one per request at once, reused by whichever
+        thread sends next (a requests.Session is not for two threads at a time)."""
+        with self._lock:
+            session = self._idle.pop() if self._idle else None
         if session is None:
             session = requests.Session()
             session.headers.update({"User-Agent": self.config.user_agent, "Accept": "application/json"})
-            self._local.session = session
+        try:
+            yield session
+        finally:
             with self._lock:
-                self._sessions.append(session)
-        return session
+                self._idle.append(session)
 
     def close(self):
         with self._lock:
-            sessions, self._sessions = self._sessions, []
+            sessions, self._idle = self._idle, []
         for session in sessions:
             session.close()
 
@@ -217,8 +233,9 @@ class Client:
             with self._lock:
                 self.requests_by_endpoint[TOKEN_ENDPOINT] += 1
             try:
-                response = self.session.post(url, data=data, timeout=self.config.request_timeout,
-                                             allow_redirects=False)
+                with self._session() as session:
+                    response = session.post(url, data=data, timeout=self.config.request_timeout,
+                                            allow_redirects=False)
             except requests.RequestException as exc:
                 raise _Retry(f"connection failed ({type(exc).__name__})") from None
             if response.status_code == 429:
@@ -267,12 +284,13 @@ class Client:
         while True:
             if self._stop.is_set():
                 raise Interrupted()
-            with self._gate.slot() as crowd:
+            with self._gate.slot():
                 self._wait_for_budget()
-                try:
-                    return attempt()
-                except _Retry as caught:
-                    retry = caught
+                with self._gate.send() as crowd:
+                    try:
+                        return attempt()
+                    except _Retry as caught:
+                        retry = caught
             with self._lock:
                 self.retries_by_endpoint[endpoint] += 1
             if retry.rate_limited:
@@ -310,14 +328,15 @@ class Client:
         with metrics.http_request_timer(endpoint) as timer:
             timer.tags[metrics.Tag.http_status_code] = 0
             try:
-                # stream=True and one read of the whole body: half the CPU of requests' chunked .content
-                response = self.session.get(url, params=params, headers=headers, stream=True,
-                                            timeout=self.config.request_timeout, allow_redirects=False)
-                status = response.status_code
-                timer.tags[metrics.Tag.http_status_code] = status
-                gzipped = status == 200 and response.headers.get("Content-Encoding", "").strip().lower() == "gzip"
-                body = response.raw.read(decode_content=not gzipped) if status == 200 else response.content
-                response.raw.release_conn()
+                with self._session() as session:
+                    # stream=True and one read of the whole body: half the CPU of requests' chunked .content
+                    response = session.get(url, params=params, headers=headers, stream=True,
+                                           timeout=self.config.request_timeout, allow_redirects=False)
+                    status = response.status_code
+                    timer.tags[metrics.Tag.http_status_code] = status
+                    gzipped = status == 200 and response.headers.get("Content-Encoding", "").strip().lower() == "gzip"
+                    body = response.raw.read(decode_content=not gzipped) if status == 200 else response.content
+                    response.raw.release_conn()
             except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
                 raise _Retry(f"no response within {self.config.request_timeout:g} s", too_big=True) from None
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:

@@ -262,7 +262,9 @@ class _RangeWalk:
     def fetched(self, r, page):
         with self.lock:
             r.fetched = page.cursor
-            if page.span is not None:
+            if page.last:
+                r.span = None  # nothing more to fetch in it: nothing to split
+            elif page.span is not None:
                 r.span = page.span
             self.lock.notify_all()  # an idle fetcher may now split it
 
@@ -357,16 +359,21 @@ def _iter_fetched(walk, fetch_page, parallel):
 
     def read(r):
         while True:
-            slots.acquire()
+            while not slots.acquire(timeout=0.1):
+                if cancelled.is_set():
+                    return
             at = None if cancelled.is_set() else walk.next_request(r)
             if at is None:
                 slots.release()
                 break
             page = fetch_page(at)
+            if cancelled.is_set():
+                return
             walk.fetched(r, page)
             handoff.put((r, page))
             if page.last:
                 break
+            page = None  # the writer has it: holding it here too would keep its body while the next one comes
         handoff.put((r, None))
 
     def fetcher():
@@ -403,13 +410,13 @@ def _iter_fetched(walk, fetch_page, parallel):
                 taken = None
             slots.release()
     finally:
+        # A fetcher stops at its next step; one waiting for an answer (or a retry) ends when it comes.
         cancelled.set()
         with walk.lock:
             walk.lock.notify_all()
-        for _ in threads:
-            slots.release()
+        deadline = time.monotonic() + 2
         for thread in threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 class PageSize:

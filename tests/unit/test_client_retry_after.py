@@ -51,7 +51,7 @@ def test_a_429_among_concurrent_requests_narrows_below_that_crowd_and_a_quiet_mi
     assert gate.narrow(2) == 1
     later = [client.time.monotonic() + 61]
     monkeypatch.setattr(client.time, "monotonic", lambda: later[0])
-    with gate.slot() as crowd:
+    with gate.slot(), gate.send() as crowd:
         assert crowd == 1 and gate.limit == 2
     later[0] += 61
     with gate.slot():

@@ -540,43 +540,57 @@ def test_sliced_export_property_kill_and_resume_loses_nothing(stamps, limit, par
 
 def test_sliced_export_splits_a_long_range_and_holds_few_pages():
     """A long backfill on slow answers is read by several fetchers at once, in slices; no more than
-    parallel + 1 pages are held, and the ranges end as one open range."""
+    parallel + 1 pages are alive at once (counted by what still refers to them), and the ranges end as one
+    open range."""
     import threading
+    import time as clock
+    import weakref
+    from tap_zendesk_chat.pagination import fetch_export_page, iter_export_ranges
     records = many_chats(3000, seed=3, spread=30000)
     api = ExportApi(records, most=400)
-    held, most_held, lock = [0], [0], threading.Lock()
-    in_flight, most_in_flight = [0], [0]
+    lock = threading.Lock()
+    alive, most_alive, in_flight, most_in_flight = [0], [0], [0], [0]
+
+    class Body:
+        """Made when a request starts, referred to by each record of its answer (as msgspec.Raw records
+        refer to the body they are slices of): alive while any of them is."""
+
+        def __init__(self):
+            with lock:
+                alive[0] += 1
+                most_alive[0] = max(most_alive[0], alive[0])
+            weakref.finalize(self, gone)
+
+    def gone():
+        with lock:
+            alive[0] -= 1
 
     def slow_api(params):
+        body = Body()
         with lock:
             in_flight[0] += 1
             most_in_flight[0] = max(most_in_flight[0], in_flight[0])
         try:
-            import time as clock
             clock.sleep(0.01)
-            return api(params)
+            answer = api(params)
+            answer["chats"] = [dict(r, body=body) for r in answer["chats"]]
+            return answer
         finally:
             with lock:
                 in_flight[0] -= 1
-    from tap_zendesk_chat.pagination import fetch_export_page, iter_export_ranges
 
     def fetch_page(cursor):
-        page = fetch_export_page(slow_api, "chats", cursor, 100, CHAT_KEY, True, "chats")
-        with lock:
-            held[0] += 1
-            most_held[0] = max(most_held[0], held[0])
-        return page
+        return fetch_export_page(slow_api, "chats", cursor, 100, CHAT_KEY, True, "chats")
     keys, widest = [], 0
     stop_at = T0 + 30000 + 300
     for page in iter_export_ranges(fetch_page, [(T0, None, None)], stop_at, CHAT_KEY, parallel=4, min_round_trip=0):
         keys += [chat_key(r) for r in page.records]
         widest = max(widest, len(page.cursor))
-        with lock:
-            held[0] -= 1
+        page = None
     assert sorted(keys) == sorted(chat_key(r) for r in records)
     assert most_in_flight[0] > 1, "the slices were not read at once"
     assert widest > 1, "the range was never split"
-    assert most_held[0] <= 4 + 1
+    assert most_alive[0] <= 4 + 1, f"{most_alive[0]} pages alive at once"
     slices = widest + 10
     assert len(api.calls) <= 3000 // 100 + 1 + slices  # about one request more per slice
 
