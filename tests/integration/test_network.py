@@ -3,6 +3,7 @@ Retry-After, an API that refuses concurrent requests, pages too big to serve in 
 read in time slices is exact, resumes from any kill, and completes; an incremental run with nothing new
 is still one request."""
 import random
+import time
 
 import pytest
 
@@ -121,3 +122,34 @@ def test_pages_too_big_to_serve_are_asked_for_smaller(simulator, fault):
     assert "asking for 250 records a page instead of 500" in result.stderr
     served = [int(r["query"]["limit"]) for r in chats_requests(sim) if r["status"] == 200]
     assert served and 1000 not in served
+
+
+def test_a_retry_after_holds_every_thread_of_the_run(simulator):
+    """A 429 with Retry-After to one request: no thread sends again before it has passed."""
+    import threading
+    from tap_zendesk_chat.client import Client
+    from tap_zendesk_chat.config import parse_config
+    sim = simulator(Dataset.generate(seed=84, chats=20, offline_msgs=2, agents=5), latency=0.05)
+    client = Client(parse_config(make_config(sim, max_parallel_requests=4)))
+    sim.inject("429", times=1, path="departments", retry_after=2)
+    errors, until = [], time.monotonic() + 3
+
+    def read():
+        try:
+            while time.monotonic() < until:
+                client.get("departments")
+        except Exception as exc:  # reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    client.close()
+    assert not errors
+    requests = [r for r in sim.requests if r["path"] == "departments"]
+    assert [r["status"] for r in requests].count(429) == 1
+    refused = next(r["time"] for r in requests if r["status"] == 429)
+    # Requests sent before the 429 came back may still arrive just after it; then none for 2 s.
+    assert not [r for r in requests if refused + 0.3 < r["time"] < refused + 1.9]
+    assert max(r["time"] for r in requests) >= refused + 2
