@@ -1,6 +1,7 @@
 """One generator per paging style, pure over a `fetch(params) -> body` callable.
 
 Each yields `Page`s: the records to emit and the cursor to resume from once they are emitted."""
+import ctypes
 import dataclasses
 import queue
 import threading
@@ -352,7 +353,23 @@ def iter_export_ranges(fetch_page, ranges, stop_at, key_of, parallel=1, min_roun
         note(f"read in {walk.splits + 1} time slices")
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _map_big_buffers():
+    """From now on buffers of 1 MiB or more (response bodies, a page's output) get pages of their own, given
+    back to the system when freed. Without it glibc raises that threshold as big buffers come and go and
+    keeps them in a heap per thread: with six fetchers the peak RSS went from 96 MB to 171 MB. Only once
+    threads fetch: a single thread reuses its heap well, and mapping costs it 10% more CPU. Not glibc
+    (macOS, musl): nothing to do."""
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
 def _iter_fetched(walk, fetch_page, parallel):
+    _map_big_buffers()
     handoff = queue.Queue()  # (range, ExportPage) | (range, None): it needs no more requests | (None, error)
     slots = threading.Semaphore(parallel + 1)  # pages held: fetching, waiting, or being written
     cancelled = threading.Event()

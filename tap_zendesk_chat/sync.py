@@ -3,7 +3,6 @@
 A STATE is written only after every record it covers; a page's records are written together, then its STATE."""
 import contextlib
 import copy
-import ctypes
 import dataclasses
 import gc
 
@@ -17,20 +16,6 @@ from tap_zendesk_chat.streams import STREAMS
 from tap_zendesk_chat.transform import UNEXPECTED_FIELD, RecordPlan
 
 LOGGER = singer.get_logger()
-
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def _map_big_buffers():
-    """Buffers of 1 MiB or more (response bodies, a page's output) get pages of their own, given back to
-    the system when freed. Without it glibc raises that threshold as big buffers come and go and keeps
-    them in a heap per thread: with six export fetchers the peak RSS went from 96 MB to 171 MB. Not glibc
-    (macOS, musl): nothing to do."""
-    try:
-        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 1 << 20)
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclasses.dataclass
@@ -62,7 +47,6 @@ class Sync:
         # time here (a fifth of the CPU per chat). Keep it, rarely, for the odd cycle of a retry's exception.
         gc.freeze()
         gc.set_threshold(100_000, 50, 1000)
-        _map_big_buffers()
         failed = []
         try:
             for group in self._ordered_groups():
