@@ -34,6 +34,9 @@ def parse_args(argv):
     parser.add_argument("--fault-rate", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-runs", type=int, default=12, help="give up (and fail) after this many runs")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds the simulator adds to every answer (0.2 or more: the exports are read in time "
+                             "slices by several fetchers)")
     return parser.parse_args(argv)
 
 
@@ -102,6 +105,9 @@ def run_once(config, state, delivered, outages):
         "outage_503": sum(1 for r in requests if r["status"] == 503 and not r["fault"]),
         "retries": len(RETRY_LINE.findall(stderr)), "seconds": time.monotonic() - started,
         "critical": critical[0][:100] if critical else "", "traceback": "Traceback" in stderr,
+        "ahead": "reading ahead" in stderr,
+        "slices": sum(int(n) for n in re.findall(r"read in (\d+) time slices", stderr)),
+        "smaller": len(re.findall(r"records a page instead of", stderr)),
     }
 
 
@@ -116,7 +122,7 @@ def main(argv=None):
     print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
 
     sim = Simulator(ds, token=TOKEN, fault_rate=args.fault_rate, fault_kinds=Fault.ALL, fault_seed=args.seed,
-                    stall_seconds=2).start()
+                    stall_seconds=2, latency=args.latency).start()
     try:
         config = make_config(sim, request_timeout=1, max_retry_wait=0.5)
         outages = Outages(sim, ds.chat_count())
@@ -187,6 +193,9 @@ def report(args, ds, expected, delivered, rows, outages):
     print(f"faults injected {total_faults:,}, outage 503s {sum(r['outage_503'] for r in rows):,}, "
           f"retries {total_retries:,}, requests {sum(r['requests'] for r in rows):,}, "
           f"{sum(r['seconds'] for r in rows):.0f} s in {len(rows)} runs ({resumes} resumes)")
+    print(f"runs whose exports read ahead in threads: {sum(r['ahead'] for r in rows)} of {len(rows)}; walks finished "
+          f"in time slices: {sum(r['slices'] for r in rows)} slices in all; page size halvings: "
+          f"{sum(r['smaller'] for r in rows)}")
     for number, row in enumerate(rows, 1):
         if row["critical"]:
             print(f"  run {number} ended: {row['critical']}")
