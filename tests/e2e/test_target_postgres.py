@@ -3,7 +3,6 @@
 Two syncs: a full one, then `dataset.mutate()` and an incremental one from the target's state. Chats are
 upserted on their key; full-table streams come with a new table version and ACTIVATE_VERSION, on which the
 target (hard_delete: true) deletes the rows of older versions, so agents removed upstream disappear."""
-import uuid
 
 import pytest
 
@@ -47,9 +46,7 @@ class Loaded:
 @pytest.fixture(scope="module")
 def loaded(postgres, tmp_path_factory):
     target = tool("target-postgres", "target-postgres")
-    database = postgres.create_database(f"e2e_{uuid.uuid4().hex[:12]}")
-    target_config = postgres.target_config(database, SCHEMA, hard_delete=True, add_record_metadata=True,
-                                           activate_version=True)
+    database, target_config = postgres.fresh_target("e2e", SCHEMA)
     dataset = small_dataset(seed=51)
     workdir = tmp_path_factory.mktemp("target-postgres")
     with Simulator(dataset, token=TOKEN) as sim:

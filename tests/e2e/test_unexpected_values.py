@@ -3,7 +3,6 @@
 columns that cannot change mid-run). Nothing may stop either, no record may be lost, and every odd value
 must be found in the destination, under `_unexpected_values`."""
 import json
-import uuid
 
 import pytest
 
@@ -88,9 +87,7 @@ def test_odd_values_through_target_jsonl(tmp_path):
 @pytest.fixture(scope="module")
 def odd_loaded(postgres, tmp_path_factory):
     target = tool("target-postgres", "target-postgres")
-    database = postgres.create_database(f"odd_{uuid.uuid4().hex[:12]}")
-    target_config = postgres.target_config(database, SCHEMA, hard_delete=True, add_record_metadata=True,
-                                           activate_version=True)
+    database, target_config = postgres.fresh_target("odd", SCHEMA)
     dataset = odd_dataset(62)
     with Simulator(dataset, token=TOKEN) as sim:
         result = run_pipeline(make_config(sim), target, target_config, workdir=tmp_path_factory.mktemp("odd-pg"))

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 
 import pytest
 
@@ -276,3 +277,10 @@ class PostgresServer:
     def target_config(self, database, schema, **extra):
         return {"host": "127.0.0.1", "port": self.port, "user": self.user, "password": "unused", "database": database,
                 "default_target_schema": schema, **extra}
+
+    def fresh_target(self, prefix, schema):
+        """A new database and the target-postgres config every e2e test loads with: deletes applied
+        (ACTIVATE_VERSION, hard_delete), _sdc metadata columns. Returns (database, target config)."""
+        database = self.create_database(f"{prefix}_{uuid.uuid4().hex[:12]}")
+        return database, self.target_config(database, schema, hard_delete=True, add_record_metadata=True,
+                                            activate_version=True)

@@ -80,30 +80,37 @@ def test_signal_stops_at_a_safe_point_with_a_state_covering_what_was_emitted(sim
         assert delivered_keys(resumed)[name] == expected[name], name
 
 
-def test_signal_during_a_retry_wait_stops_at_once(simulator, big):
-    sim = simulator(big)
-    sim.inject("429", times=1, path="departments", retry_after=60)
-    proc = start_tap(make_config(sim, max_retry_wait=120))
-    watchdog = _watchdog(proc)
+def _sigterm_once_departments_is_asked(sim, proc, settle, watchdog_seconds=90):
+    """Start draining the tap's stdout, wait for its departments request, `settle` seconds more, SIGTERM it;
+    returns (seconds from the signal to its exit, its TapResult)."""
+    watchdog = _watchdog(proc, watchdog_seconds)
     lines = []
-    # Drain stdout on the side, so the tap never blocks on a full pipe while the test waits for the 429.
+    # Drain stdout on the side, so the tap never blocks on a full pipe while the test waits.
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
     reader.start()
     try:
         deadline = time.monotonic() + 60
         while not [r for r in sim.requests if r["path"] == "departments"]:
             assert time.monotonic() < deadline and proc.poll() is None, "the tap never asked for departments"
-            time.sleep(0.05)
-        time.sleep(0.5)
+            time.sleep(0.02)
+        time.sleep(settle)
+        assert proc.poll() is None
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         stopped_after = time.monotonic() - sent
         reader.join(10)
-        result = finish_tap(proc, lines, timeout=30)
+        return stopped_after, finish_tap(proc, lines, timeout=30)
     finally:
         watchdog.cancel()
         kill(proc)
+
+
+def test_signal_during_a_retry_wait_stops_at_once(simulator, big):
+    sim = simulator(big)
+    sim.inject("429", times=1, path="departments", retry_after=60)
+    proc = start_tap(make_config(sim, max_retry_wait=120))
+    stopped_after, result = _sigterm_once_departments_is_asked(sim, proc, settle=0.5)
     assert stopped_after < 5, "the retry wait did not wake on SIGTERM"
     assert result.returncode == 143
     assert result.messages[-1]["type"] == "STATE"
@@ -123,24 +130,7 @@ def test_signal_while_a_response_is_stalled_emits_nothing_no_state_covers(simula
     catalog = catalog_selecting(build_catalog(), {"agents", "departments"})
     config = make_config(sim)
     proc = start_tap(config, catalog=catalog)
-    watchdog = _watchdog(proc, seconds=60)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not [r for r in sim.requests if r["path"] == "departments"]:
-            assert time.monotonic() < deadline and proc.poll() is None, "the tap never asked for departments"
-            time.sleep(0.02)
-        time.sleep(0.3)  # well inside the 2 s stall
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        reader.join(10)
-        stopped = finish_tap(proc, lines, timeout=30)
-    finally:
-        watchdog.cancel()
-        kill(proc)
+    _, stopped = _sigterm_once_departments_is_asked(sim, proc, settle=0.3, watchdog_seconds=60)  # inside the 2 s stall
 
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     assert "Traceback" not in stopped.stderr
