@@ -134,8 +134,8 @@ class Client:
     other host (next_page links are never followed, redirects are not followed).
 
     Threads may share it (an export's time slices): the request budget, a Retry-After and the token are
-    the run's, every thread has its own keep-alive session, and at most max_parallel_requests requests
-    are in flight at once."""
+    the run's, keep-alive sessions are pooled (one per request at once), and at most
+    max_parallel_requests requests are in flight at once (fewer after 429s to concurrent requests)."""
 
     def __init__(self, config, stop_event=None, save_refresh_token=None):
         self.config = config

@@ -151,21 +151,9 @@ def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_
     span = None
     if not last_page:
         first = next((key for key in map(key_of, records) if key is not None), None)
-        span = new_cursor[0] - first[0] if first is not None else None
+        if first is not None and first[0] <= new_cursor[0]:  # else an envelope behind its records: unknown
+            span = new_cursor[0] - first[0]
     return ExportPage(records, new_cursor, last_page, span)
-
-
-def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_at, what):
-    """Zendesk's incremental export read in order, one request at a time (see fetch_export_page), from
-    `cursor` until a short page, or until the cursor is at or past `stop_at` (the API refuses the last
-    5 minutes). Yields Pages whose cursor is the (time, id) to resume from."""
-    while cursor[0] < stop_at:
-        page = fetch_export_page(fetch, records_key, cursor, limit, key_of, send_start_id, what)
-        cursor = page.cursor
-        yield Page(page.records, cursor)
-        if page.last:
-            return
-        page = None  # let the emitted page go before the next is fetched
 
 
 SPLIT_PAGES = 3  # pages a range must still have, by its density, to be split in two

@@ -193,9 +193,7 @@ class IncrementalExportStream(Stream):
         elif slices[0][0] >= stop_at:
             notes = (f"{self.name}: the bookmark {when} is within 5 minutes of now; nothing to ask the API yet",)
         detail = ("full table" if full_table else "incremental") + f" from {when}"
-        progress = Progress((slices, stop_at), version, detail, when, notes, full_table)
-        progress.saved = tuple(slices)
-        return progress
+        return Progress((slices, stop_at), version, detail, when, notes, full_table, saved=tuple(slices))
 
     def iter_pages(self, client, config, resume):
         slices, stop_at = resume

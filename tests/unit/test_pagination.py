@@ -7,12 +7,13 @@ import pytest
 from hypothesis import given, strategies as st
 
 from tap_zendesk_chat.errors import UnexpectedResponseError
-from tap_zendesk_chat.pagination import iter_export, iter_since_id
+from tap_zendesk_chat.pagination import (ExportPage, Page, fetch_export_page, iter_export_ranges, iter_since_id,
+                                         prefetched)
 from tap_zendesk_chat.streams import STREAMS
 
 UTC = dt.timezone.utc
 BANS_SPLIT = STREAMS["bans"].split
-CHAT_KEY = STREAMS["chats"].key_of  # the tap's: what iter_export is given
+CHAT_KEY = STREAMS["chats"].key_of  # the tap's: what the export walk is given
 TIMELINE_KEY = STREAMS["agent_timeline"].key_of
 T0 = 1_700_000_000  # seconds; far from "now" so nothing here depends on the clock
 FAR = 2 ** 62
@@ -247,8 +248,17 @@ class ExportApi(Budget):
         return body
 
 
+def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_at, what):
+    """The tap's export walk from one open range, one request at a time, its pages' cursors as (time, id)."""
+    def fetch_page(at):
+        return fetch_export_page(fetch, records_key, at, limit, key_of, send_start_id, what)
+    for page in iter_export_ranges(fetch_page, [(*cursor, None)], stop_at, key_of, min_round_trip=float("inf")):
+        (range_,) = page.cursor
+        yield Page(page.records, range_[:2])
+
+
 def export(api, cursor=(T0, None), limit=1000, stop_at=FAR, key_of=CHAT_KEY, records_key="chats", send_start_id=True):
-    """The pages the tap's iter_export reads (with the tap's `key_of`), and the API's keys of their records."""
+    """The pages the tap's export walk reads (with the tap's `key_of`), and the API's keys of their records."""
     pages = list(iter_export(api, records_key, cursor, limit, key_of, send_start_id, stop_at, records_key))
     return pages, [api.key_of(r) for p in pages for r in p.records]
 
@@ -410,7 +420,6 @@ def test_prefetched_fetches_the_next_page_while_the_current_one_is_written_and_h
     import threading
     import time
 
-    from tap_zendesk_chat.pagination import prefetched
     fetched, held, most = [], set(), [0]
     lock = threading.Lock()
 
@@ -435,7 +444,6 @@ def test_prefetched_fetches_the_next_page_while_the_current_one_is_written_and_h
 
 
 def test_prefetched_raises_the_walks_error_where_the_failed_page_would_be():
-    from tap_zendesk_chat.pagination import prefetched
 
     def pages():
         yield 1
@@ -449,7 +457,6 @@ def test_prefetched_raises_the_walks_error_where_the_failed_page_would_be():
 def test_prefetched_stops_its_thread_when_the_caller_stops_early():
     import threading
 
-    from tap_zendesk_chat.pagination import prefetched
     walk = prefetched(iter(range(100)), min_round_trip=0)
     assert next(walk) == 0
     assert next(walk) == 1  # from the prefetching thread
@@ -460,7 +467,6 @@ def test_prefetched_stops_its_thread_when_the_caller_stops_early():
 def test_prefetched_stays_sequential_while_pages_arrive_fast():
     import threading
 
-    from tap_zendesk_chat.pagination import prefetched
     seen = []
     for page in prefetched(iter(range(5))):
         seen.append(page)
@@ -482,7 +488,6 @@ def ranges_walk(api, ranges, limit, parallel, stop_at=FAR, delay=0.0, pages_want
     """The pages iter_export_ranges gives over the fake API (each request taking `delay` s), up to
     `pages_wanted` of them (a killed run), and the API's keys of their records."""
     import time as clock
-    from tap_zendesk_chat.pagination import fetch_export_page, iter_export_ranges
 
     def fetch_page(cursor):
         def fetch(params):
@@ -545,7 +550,6 @@ def test_sliced_export_splits_a_long_range_and_holds_few_pages():
     import threading
     import time as clock
     import weakref
-    from tap_zendesk_chat.pagination import fetch_export_page, iter_export_ranges
     records = many_chats(3000, seed=3, spread=30000)
     api = ExportApi(records, most=400)
     lock = threading.Lock()
@@ -602,14 +606,12 @@ def test_sliced_export_makes_one_request_when_nothing_changed():
 
 
 def test_sliced_export_raises_a_fetchers_error_in_the_writers_thread():
-    from tap_zendesk_chat.pagination import iter_export_ranges
     calls = []
 
     def fetch_page(cursor):
         calls.append(cursor)
         if len(calls) > 2:
             raise UnexpectedResponseError("boom")
-        from tap_zendesk_chat.pagination import ExportPage
         return ExportPage([chat(cursor[0] + 1, "x")], (cursor[0] + 10, "x"), False, 10)
     with pytest.raises(UnexpectedResponseError, match="boom"):
         list(iter_export_ranges(fetch_page, [(T0, None, None)], T0 + 10_000, CHAT_KEY, parallel=3,
