@@ -109,11 +109,46 @@ class Unfit:
         self.found.append((path, value, node))
 
 
+def _seen(value, node):
+    """What kind of value the API sent where `node` did not accept it, in words."""
+    if value.__class__ is str and node.date:
+        return "string that is not a date-time"
+    if value.__class__ is float and not math.isfinite(value):
+        return "non-finite number"
+    if value.__class__ is float and node.types and "integer" in node.types:
+        return "number with a fraction"
+    return _KIND_OF.get(value.__class__, type(value).__name__)
+
+
+def _a(word):
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def _unfit_value(value):
     """The value kept in UNEXPECTED_FIELD: as sent, except what JSON cannot hold (NaN, infinity)."""
     if value.__class__ is float and not math.isfinite(value):
         return str(value)
     return value
+
+
+def _recover_key(key, unfit):
+    """A key value of the other id type, converted when nothing is lost (an id the API sent as "123" where
+    integers are declared, or 123 where strings are): the record keeps its key instead of being withheld.
+    Removed from the unfit values (nothing is unexpected about it once converted); None when it cannot be."""
+    for index, (path, value, node) in enumerate(unfit.found if unfit is not None else ()):
+        if path != key:
+            continue
+        types = node.types or frozenset()
+        converted = None
+        if value.__class__ is str and "integer" in types and value.isascii() and value.isdigit() \
+                and str(int(value)) == value:
+            converted = int(value)
+        elif value.__class__ is int and "string" in types and not node.date:
+            converted = str(value)
+        if converted is not None:
+            del unfit.found[index]
+        return converted
+    return None
 
 
 def conform_properties(value, properties, unfit):
@@ -448,7 +483,10 @@ class RecordPlan:
         for key in self.key_properties:
             value = top.get(key)
             if value is None or (value.__class__ is Raw and bytes(value) == _NULL):
-                return self._withhold(self._why_no_key(key, unfit), bytes(raw))
+                recovered = _recover_key(key, unfit)
+                if recovered is None:
+                    return self._withhold(self._why_no_key(key, unfit), bytes(raw))
+                top[key] = recovered
         if unfit is not None and unfit.found:
             self._keep_unexpected(top, unfit)
         return _encode(top)
@@ -464,7 +502,13 @@ class RecordPlan:
         conform_properties(record, self._conform_fast, unfit)
         for key in self.key_properties:
             if record.get(key) is None:
-                return self._withhold(self._why_no_key(key, unfit), fastjson.dumps(record))
+                recovered = _recover_key(key, unfit)
+                if recovered is None:
+                    sent = next((value for path, value, _ in unfit.found if path == key), None)
+                    if sent is not None:
+                        record[key] = sent  # the example shows what the API sent
+                    return self._withhold(self._why_no_key(key, unfit), fastjson.dumps(record))
+                record[key] = recovered
         if unfit.found:
             self._keep_unexpected(record, unfit)
         return fastjson.dumps(record)
@@ -473,25 +517,20 @@ class RecordPlan:
     def _why_no_key(key, unfit):
         for path, value, node in unfit.found if unfit is not None else ():
             if path == key:
-                seen = _KIND_OF.get(value.__class__, "value")
-                return f"its key '{key}' is {'an' if seen[0] in 'aeiou' else 'a'} {seen}, declared {node.declared}"
+                seen = _seen(value, node)
+                return f"its key '{key}' is {_a(seen)} {seen}, declared {node.declared}"
         return f"has no '{key}'"
 
     def _keep_unexpected(self, record, unfit):
         for path, value, node in unfit.found:
-            seen = _KIND_OF.get(value.__class__, type(value).__name__)
-            if value.__class__ is str and node.date:
-                seen = "string that is not a date-time"
-            elif value.__class__ is float and not math.isfinite(value):
-                seen = "non-finite number"
-            elif value.__class__ is float and "integer" in node.types:
-                seen = "number with a fraction"
+            seen = _seen(value, node)
             key = (node.pattern, node.declared, seen)
             if key not in self.unfit:
+                where = f"kept in {UNEXPECTED_FIELD}" if self.keep_unexpected else \
+                    f"dropped ({UNEXPECTED_FIELD} is not in the catalog's selection)"
                 LOGGER.warning("%s: %s is declared %s but the API sent %s %s (e.g. %s); such values go out as "
-                               "null and are kept in %s", self.name, node.pattern, node.declared,
-                               "an" if seen[0] in "aeiou" else "a", seen,
-                               fastjson.dumps(_unfit_value(value)).decode()[:80], UNEXPECTED_FIELD)
+                               "null, %s", self.name, node.pattern, node.declared, _a(seen), seen,
+                               fastjson.dumps(_unfit_value(value)).decode()[:80], where)
             self.unfit[key] += 1
         if self.keep_unexpected:
             kept = record.get(UNEXPECTED_FIELD)

@@ -17,7 +17,9 @@ nothing from tap_zendesk_chat: it is the README's list of normalisations, writte
    number where a date-time (and no number) is declared is epoch seconds, milliseconds or microseconds
    by size; anything else does not fit;
 5. a value that does not fit becomes null, and the value as sent is kept under its path ("a.b[2].c") in
-   the record's "_unexpected_values" object (only when the schema declares that field);
+   the record's "_unexpected_values" object (only when the schema declares that field); except a key
+   property of the other id type, converted when nothing is lost: "123" (digits, no leading zero) where
+   integer is declared becomes 123, an integer where a (non date-time) string is declared becomes "123";
 6. everything else is kept as it is, fields the schema does not list included.
 """
 import copy
@@ -53,6 +55,13 @@ def reference_transform(record, schema, deselected=(), stream=None, key_properti
     for key in list(record):
         if key in properties:
             record[key] = _walk(record[key], properties[key], key, unexpected)
+    for key in key_properties:
+        if record.get(key) is None and key in unexpected and key in properties:
+            sent, types = unexpected[key], _types(properties[key])
+            if isinstance(sent, str) and "integer" in types and re.fullmatch(r"0|[1-9][0-9]*", sent):
+                record[key] = int(unexpected.pop(key))
+            elif type(sent) is int and "string" in types and properties[key].get("format") != "date-time":
+                record[key] = str(unexpected.pop(key))
     if any(record.get(key) is None for key in key_properties):
         return None
     if unexpected and UNEXPECTED in properties and UNEXPECTED not in deselected:
