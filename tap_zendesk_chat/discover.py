@@ -5,7 +5,7 @@ from singer import metadata as singer_metadata
 
 from tap_zendesk_chat.errors import CatalogError, EndpointError
 from tap_zendesk_chat.config import read_json_file
-from tap_zendesk_chat.schemas import get_metadata, load_schema
+from tap_zendesk_chat.schemas import get_metadata, load_schema, with_unexpected_field
 from tap_zendesk_chat.streams import STREAMS
 
 
@@ -92,6 +92,9 @@ def parse_catalog(raw):
                                "use FULL_TABLE or INCREMENTAL.")
         if method == "INCREMENTAL" and stream.replication_method == "FULL_TABLE":
             raise CatalogError(f"The stream '{name}' has no replication key and can only be synced FULL_TABLE.")
+        # A catalog saved by an older version has no _unexpected_values: without it, a value that does not fit
+        # would be nulled and lost. Added unless the catalog deselects it.
+        schema = with_unexpected_field(schema)
         properties = schema.get("properties", {})
         deselected = tuple(f for f in properties if not _field_selected(mdata.get(("properties", f), {}), f, stream))
         emitted = dict(schema, properties={f: s for f, s in properties.items() if f not in deselected})

@@ -198,3 +198,33 @@ def test_metadata_selected_wins_over_legacy_schema_selected():
     agents["schema"]["selected"] = True
     set_root(raw, "agents", selected=False)
     assert "agents" not in [s.name for s in parse_catalog(raw)]
+
+
+def _encode_with(raw_catalog, record):
+    chats = next(s for s in parse_catalog(raw_catalog) if s.name == "chats")
+    plan = RecordPlan(chats.schema, chats.deselected, None, (), ("id",), "chats")
+    (written,) = plan.encode([record])
+    return chats, json.loads(bytes(written))
+
+
+def test_a_catalog_saved_before_unexpected_values_still_keeps_odd_values():
+    """An older version's catalog has no _unexpected_values: the tap adds it, or a value that does not fit
+    its type would be nulled and lost."""
+    raw = catalog()
+    chats_entry = entry(raw, "chats")
+    del chats_entry["schema"]["properties"]["_unexpected_values"]
+    chats_entry["metadata"] = [m for m in chats_entry["metadata"] if m["breadcrumb"] != ["properties",
+                                                                                         "_unexpected_values"]]
+    chats, out = _encode_with(raw, {"id": "c1", "type": "chat", "response_time": "12", "rating": 5})
+    assert "_unexpected_values" in chats.schema["properties"]
+    assert out["response_time"] is None and out["_unexpected_values"] == {"response_time": "12", "rating": 5}
+
+
+def test_a_catalog_that_deselects_unexpected_values_gets_none():
+    raw = catalog()
+    for item in entry(raw, "chats")["metadata"]:
+        if item["breadcrumb"] == ["properties", "_unexpected_values"]:
+            item["metadata"]["selected"] = False
+    chats, out = _encode_with(raw, {"id": "c1", "type": "chat", "rating": 5})
+    assert "_unexpected_values" not in chats.schema["properties"] and "_unexpected_values" not in out
+    assert out["rating"] is None
