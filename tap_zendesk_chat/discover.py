@@ -3,7 +3,7 @@ import dataclasses
 
 from singer import metadata as singer_metadata
 
-from tap_zendesk_chat.errors import CatalogError, EndpointError
+from tap_zendesk_chat.errors import CatalogError, EndpointError, UnexpectedResponseError
 from tap_zendesk_chat.config import read_json_file
 from tap_zendesk_chat.schemas import get_metadata, load_schema, with_unexpected_field
 from tap_zendesk_chat.streams import STREAMS
@@ -40,6 +40,9 @@ def discover_catalog(client, logger):
         except EndpointError as exc:
             logger.info("%s: left out of the catalog; %s (%s)", name, exc, stream.optional_why)
             streams.pop(name)
+        except UnexpectedResponseError as exc:  # the account has it; a sync says what is wrong with it
+            checked = True
+            logger.warning("%s: kept in the catalog, but its answer could not be read: %s", name, exc)
     if not checked:  # the credentials must still work for everything else
         next(s for s in STREAMS.values() if not s.optional and s.replication_method == "FULL_TABLE").check(client)
     return build_catalog(streams)

@@ -11,7 +11,7 @@ import singer
 from tap_zendesk_chat import fastjson, pagination
 from tap_zendesk_chat import state as states
 from tap_zendesk_chat.errors import UnexpectedResponseError
-from tap_zendesk_chat.dates import datetime_from_number, format_datetime, from_epoch, parse_datetime, to_epoch
+from tap_zendesk_chat.dates import datetime_from_number, format_datetime, from_epoch, parse_datetime, to_epoch, utcnow
 
 
 LOGGER = singer.get_logger()
@@ -78,8 +78,9 @@ class Stream:
         return records
 
     def check(self, client):
-        """One cheap request that says whether the account can read this stream (discovery)."""
-        client.get(self.path)
+        """One cheap request that says whether the account can read this stream (discovery, --test); its
+        answer read as a sync reads it (UnexpectedResponseError when it cannot be)."""
+        self.get_records(client.get(self.path))
 
     def merge_resumes(self, progresses):
         return progresses[0].resume
@@ -136,6 +137,12 @@ class SinceIdStream(Stream):
     def split(self, body):
         return [body]
 
+    def check(self, client):
+        for array in self.split(client.get(self.path, {"since_id": 0, "limit": 1})):
+            if not isinstance(array, list):
+                raise UnexpectedResponseError(f"{self.name}: expected JSON arrays from /{self.path}, the API "
+                                              f"sent {type(array).__name__}.")
+
     def merge_resumes(self, progresses):
         return min(p.resume for p in progresses)
 
@@ -171,9 +178,11 @@ class IncrementalExportStream(Stream):
     quiet_seconds = 300  # the export refuses a start_time within 5 minutes of now
 
     def check(self, client):
-        client.get(self.path, {"start_time": int(time.time()) - 86400, "limit": 1,
-                               "fields": f"{self.records_key}(*)"} if self.time_unit == "seconds" else
-                   {"start_time": (int(time.time()) - 86400) * 1_000_000, "limit": 1})
+        body = client.get(self.path, {"start_time": to_epoch(utcnow() - datetime.timedelta(days=1), self.time_unit),
+                                      "limit": 1, "fields": f"{self.records_key}(*)"})
+        if not isinstance(body, dict) or not isinstance(body.get(self.records_key), list):
+            raise UnexpectedResponseError(f"{self.name}: expected an object with a '{self.records_key}' list "
+                                          f"from /{self.path}.")
 
     def begin(self, state, config, method, now):
         unit, full_table, version = self.time_unit, method == "FULL_TABLE", None

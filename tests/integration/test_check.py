@@ -109,3 +109,14 @@ def test_only_the_catalogs_streams_are_checked_and_retry_after_is_honoured(simul
     assert time.monotonic() - started >= 1.0
     assert streams_of(table(result)) == {"agents", "banned_ips"}
     assert sorted(r["path"] for r in sim.requests) == ["agents", "agents", "bans"]
+
+
+def test_an_answer_the_sync_could_not_read_is_unusable_not_ok(simulator, dataset):
+    """/agents answering an object where the sync needs an array: --test says so instead of "ok"."""
+    sim = simulator(dataset)
+    sim.hostile.add("agents_object")
+    result = run_tap(make_config(sim), args=["--test"])
+    assert result.returncode == 1
+    rows = table(result)
+    assert rows["agents"][1] == "unusable" and "cannot read" in rows["agents"][2]
+    assert {r[1] for name, r in rows.items() if name != "agents"} == {"ok"}
