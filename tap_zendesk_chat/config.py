@@ -110,9 +110,16 @@ def zendesk_subdomain(name, value, context):
     return value.lower()
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def not_in_the_future(name, value, context):
+    """Between 1970 (the exports count time from it; an earlier start would be a negative start_time)
+    and now."""
     if value > context.now:
         context.problem(f"'{name}' {format_datetime(value)} is in the future")
+    elif value < EPOCH:
+        context.problem(f"'{name}' {format_datetime(value)} is before 1970; Zendesk Chat has no data that old")
     return value
 
 
@@ -239,9 +246,13 @@ def _coerce(setting, value, problems):
     name, kind = setting.name, setting.kind
     if value is None:
         return None
+    if setting.secret:  # a secret given wrongly is still a secret: the message shows its type only
+        shown = {str: "a string", bool: "a boolean", list: "an array", dict: "an object"}.get(type(value), "a number")
+    else:
+        shown = json.dumps(value)
     if kind in ("string", "date_iso8601"):
         if not isinstance(value, str):
-            problems.append(f"'{name}' must be a string, not {json.dumps(value)}")
+            problems.append(f"'{name}' must be a string, not {shown}")
             return None
         value = value.strip()
         if not value or kind == "string":
@@ -255,7 +266,7 @@ def _coerce(setting, value, problems):
         return None
     elif kind == "integer":
         if isinstance(value, bool):
-            problems.append(f"'{name}' must be a whole number, not {json.dumps(value)}")
+            problems.append(f"'{name}' must be a whole number, not {shown}")
         elif isinstance(value, int):
             return value
         elif isinstance(value, float) and value.is_integer():
@@ -263,7 +274,7 @@ def _coerce(setting, value, problems):
         elif isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
             return int(value)
         else:
-            problems.append(f"'{name}' must be a whole number, not {json.dumps(value)}")
+            problems.append(f"'{name}' must be a whole number, not {shown}")
     elif kind == "number":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -272,13 +283,13 @@ def _coerce(setting, value, problems):
                 return float(value)
             except ValueError:
                 pass
-        problems.append(f"'{name}' must be a number, not {json.dumps(value)}")
+        problems.append(f"'{name}' must be a number, not {shown}")
     elif kind == "boolean":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.strip().lower() in ("true", "1", "yes")
-        problems.append(f"'{name}' must be true or false, not {json.dumps(value)}")
+        problems.append(f"'{name}' must be true or false, not {shown}")
     return None
 
 
@@ -370,6 +381,7 @@ def parse_config(raw, version="1.0.0", now=None, settings=SETTINGS):
     config = Config if settings is SETTINGS else config_class(settings)
     by_name = {s.name: s for s in settings}
     context = Context(values={}, now=now or utcnow(), version=version, problems=[])
+    refused = set()
     for key, value in raw.items():
         setting = by_name.get(key)
         if setting is None:
@@ -382,6 +394,8 @@ def parse_config(raw, version="1.0.0", now=None, settings=SETTINGS):
         coerced = _coerce(setting, value, context.problems)
         if coerced is not None:
             context.values[key] = coerced
+        elif value is not None and not (isinstance(value, str) and not value.strip()):
+            refused.add(key)  # its problem is said already: not "required" as well
 
     notes, fields = [], {}
     for s in settings:
@@ -390,6 +404,8 @@ def parse_config(raw, version="1.0.0", now=None, settings=SETTINGS):
                 notes.append(f"'{s.name}' {s.legacy}")
             continue
         if s.name not in context.values:
+            if s.name in refused:
+                continue
             if s.required or (s.required_unless and not all(n in context.values for n in s.required_unless)):
                 context.problem(s.missing_message)
             fields[s.name] = s.default_from(context) if s.default_from else _coerce(s, s.default, [])

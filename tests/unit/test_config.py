@@ -270,3 +270,20 @@ def test_save_refresh_token_says_why_it_could_not(tmp_path, content, why):
     problem = save_refresh_token(str(path), "new-SECRET")
     assert why in problem and "new-SECRET" not in problem
     assert content is None or path.read_text() == content
+
+
+@pytest.mark.parametrize("token, shown", [(["tok-SECRET-9876"], "an array"), ({"t": "tok-SECRET-9876"}, "an object"),
+                                          (98769876, "a number"), (True, "a boolean")])
+def test_a_secret_of_the_wrong_type_is_not_shown_in_the_error(token, shown):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"access_token": token, "subdomain": "acme"})
+    message = str(caught.value)
+    assert "SECRET" not in message and "9876" not in message and "True" not in message and "true" not in message
+    assert f"'access_token' must be a string, not {shown}" in message
+    assert "required" not in message  # one problem for one mistake
+
+
+def test_a_start_date_before_1970_is_refused():
+    with pytest.raises(ConfigError, match="before 1970"):
+        parse_config({"access_token": "t", "subdomain": "acme", "start_date": "1960-01-01"})
+    assert parse_config({"access_token": "t", "subdomain": "acme", "start_date": "1970-01-01"}).start_date.year == 1970
