@@ -385,23 +385,24 @@ class RecordPlan:
         struct_fields += [(_identifier(key, taken), int | str, key) for key in keys]  # undeclared keys
         self._probe = msgspec.json.Decoder(builder.struct("RecordProbe", struct_fields, self.key_properties)).decode
         # needs_work(record): the top-level fields that need work ([] for none), or None when some date is
-        # not in our form (one regex call checks them all; <field>_is_fine then finds which field).
-        # <field>_is_fine(value): one probed field needs no work. <field>_raw_is_fine(raw): the same from the
-        # field's bytes (an absent field needs nothing).
+        # not in our form (one regex call checks them all; fine_<field> then finds which field).
+        # fine_<field>(value): one probed field needs no work. raw_fine_<field>(raw): the same from the
+        # field's bytes (an absent field needs nothing). Prefixes, not suffixes: a field named "a_raw" must
+        # not get the name of field "a"'s function.
         scope = {"all_canonical": all_canonical, "ValidationError": msgspec.ValidationError}
         lines = []
         for (key, attr, node), (_, kind, _) in zip(fields, struct_fields):
-            lines += [f"def {attr}_is_fine(value):", "    dates = []", "    collect_date = dates.append"]
+            lines += [f"def fine_{attr}(value):", "    dates = []", "    collect_date = dates.append"]
             builder.walk(node, "value", lines)
             lines += ["    return all_canonical(dates)", "",
-                      f"def {attr}_raw_is_fine(raw):", "    if raw is None:", "        return True",
-                      "    try:", f"        return {attr}_is_fine(decode_{attr}(raw))",
+                      f"def raw_fine_{attr}(raw):", "    if raw is None:", "        return True",
+                      "    try:", f"        return fine_{attr}(decode_{attr}(raw))",
                       "    except ValidationError:", "        return False", ""]
             scope[f"decode_{attr}"] = msgspec.json.Decoder(builder.type_of(node, key in self.key_properties)).decode
         lines += ["def needs_work(record):", "    fields = []", "    dates = []", "    collect_date = dates.append"]
         for (key, attr, node), (_, kind, _) in zip(fields, struct_fields):
             if kind is Raw:
-                lines.append(f"    if record.{attr} is not None and not {attr}_raw_is_fine(record.{attr}): "
+                lines.append(f"    if record.{attr} is not None and not raw_fine_{attr}(record.{attr}): "
                              f"fields.append({key!r})")
             else:
                 builder.walk(node, f"record.{attr}", lines, on_int=f"fields.append({key!r})")
@@ -409,8 +410,8 @@ class RecordPlan:
         self.probe_source = "\n".join(lines)
         exec(self.probe_source, scope)  # noqa: S102 - source built above from the schema only
         self._failing = scope["needs_work"]
-        self._fields = [(key, attr, scope[f"{attr}_raw_is_fine" if kind is Raw else f"{attr}_is_fine"],
-                         scope[f"{attr}_raw_is_fine"]) for (key, attr, _), (_, kind, _) in zip(fields, struct_fields)]
+        self._fields = [(key, attr, scope[f"raw_fine_{attr}" if kind is Raw else f"fine_{attr}"],
+                         scope[f"raw_fine_{attr}"]) for (key, attr, _), (_, kind, _) in zip(fields, struct_fields)]
         self._conform_of = dict(self._conform)
 
     def describe(self):

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tap_zendesk_chat import fastjson
-from tap_zendesk_chat.schemas import load_schema
+from tap_zendesk_chat.schemas import load_schema, with_unexpected_field
 from tap_zendesk_chat.streams import STREAMS
 from tap_zendesk_chat.transform import RecordPlan
 from tests.reference_transform import reference_transform
@@ -313,3 +313,18 @@ def test_generated_schemas_give_the_same_records_three_ways(data):
     expected = reference_transform(json.loads(fastjson.dumps(record)), schema, (), None, ("id",))
     assert outcomes[0] == outcomes[1] == ("withheld" if expected is None else expected)
     assert plans[0].unfit == plans[1].unfit
+
+
+def test_field_names_that_extend_each_other_get_their_own_probe_functions():
+    """Fields "a" and "a_raw": the generated functions of one must not replace the other's (the raw way
+    then passed "garbage" on as a date-time)."""
+    schema = with_unexpected_field({"type": "object", "properties": {
+        "id": {"type": ["null", "string"]}, "a": {"type": ["null", "string"], "format": "date-time"},
+        "a_raw": {"type": ["null", "string"]}, "n": {"type": ["null", "integer"]}}})
+    record = {"id": "1", "a": "garbage", "n": "str"}
+    outcomes = []
+    for value in (msgspec.Raw(fastjson.dumps(record)), copy.deepcopy(record)):
+        (written,) = RecordPlan(schema, (), None, (), ("id",), "generated").encode([value])
+        outcomes.append(json.loads(bytes(written)))
+    assert outcomes[0] == outcomes[1] == {"id": "1", "a": None, "n": None,
+                                          "_unexpected_values": {"a": "garbage", "n": "str"}}
