@@ -12,11 +12,9 @@ from tap_zendesk_chat import about, check, state
 from tap_zendesk_chat.client import Client
 from tap_zendesk_chat.errors import ConfigError, Interrupted, TapError
 from tap_zendesk_chat.config import load_config, read_json_file, save_refresh_token
-from tap_zendesk_chat.discover import discover_catalog, load_catalog, select_all
 from tap_zendesk_chat.messages import MessageWriter
 from tap_zendesk_chat.report import install_redaction
 from tap_zendesk_chat.streams import STREAMS
-from tap_zendesk_chat.sync import Sync
 
 LOGGER = singer.get_logger()
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -52,6 +50,11 @@ def main(argv=None):
 
 
 def run(args):
+    # Imported here, not with the package: they import transform, which `python -m tap_zendesk_chat.transform`
+    # would then find imported already (runpy warns about that).
+    from tap_zendesk_chat.discover import discover_catalog, load_catalog, select_all
+    from tap_zendesk_chat.sync import Sync
+
     stop = threading.Event()
     received = []
 
@@ -65,14 +68,13 @@ def run(args):
         install_redaction(config.secrets)
         for note in config.notes:
             LOGGER.info(note)
+        if not args.discover:
+            catalog_path = args.catalog or args.properties
+            selected = load_catalog(catalog_path) if catalog_path else select_all()
         if args.test:
-            selected = load_catalog(args.catalog or args.properties) if (args.catalog or args.properties) \
-                else select_all()
             # A check answers quickly: a host that does not answer is reported, not retried for minutes.
             config = dataclasses.replace(config, max_retries=min(config.max_retries, 2))
         elif not args.discover:
-            selected = load_catalog(args.catalog or args.properties) if (args.catalog or args.properties) \
-                else select_all()
             raw_state = read_json_file(args.state, "state") if args.state else None
             current, notes = state.upgrade_state(raw_state, STREAMS)
             for note in notes:

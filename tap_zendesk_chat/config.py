@@ -189,7 +189,6 @@ SETTINGS = (
     Setting("chats_full_sync_days", "integer", None, "Older tap's setting; accepted and no longer needed.",
             legacy=_NO_LONGER_NEEDED),
 )
-LEGACY_KEYS = tuple(s.name for s in SETTINGS if s.legacy)
 
 
 def read_json_file(path, what):

@@ -35,14 +35,10 @@ def add_secret(value):
 
 
 def install_redaction(secrets):
+    """Every log record of any logger is redacted when it is made: handlers and their filters come and go
+    (singer-python's metrics timer reloads its logging config, replacing the root handler), records stay."""
     redactor = RedactSecrets(secrets)
     _REDACTORS.append(redactor)
-    for logger in (logging.getLogger(), LOGGER, logging.getLogger("singer"), logging.getLogger("backoff")):
-        for handler in logger.handlers:
-            handler.addFilter(redactor)
-        logger.addFilter(redactor)
-    # Handlers come and go (singer-python's metrics timer reloads its logging config, replacing the root
-    # handler and its filters): every record of any logger is also redacted when it is made.
     make_record = logging.getLogRecordFactory()
 
     def redacted_record(*args, **kwargs):
