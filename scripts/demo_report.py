@@ -91,8 +91,8 @@ def first_report(db, path):
 
     median, p90, n = rows(db, f"""
         SELECT quantile_cont(first, 0.5), quantile_cont(first, 0.9), count(first)
-        FROM (SELECT (response_time->>'first')::DOUBLE AS first FROM {SCHEMA}.chats WHERE type = 'chat')""")[0]
-    print(f"\nFirst response time (response_time->>'first', {n:,} chats): median {median:.0f} s, p90 {p90:.0f} s")
+        FROM (SELECT TRY_CAST(response_time->>'first' AS DOUBLE) AS first FROM {SCHEMA}.chats WHERE type = 'chat')""")[0]
+    print(f"\nFirst response time (response_time->>'first', {n:,} chats): median {seconds(median)}, p90 {seconds(p90)}")
 
     print(f"\nChats by department (top {TOP})")
     departments = rows(db, f"""
@@ -106,11 +106,11 @@ def first_report(db, path):
     print(f"\nChats by agent (top {TOP}; agent_ids unnested from JSON, joined to agents)")
     agents = rows(db, f"""
         SELECT a.display_name, count(*) AS chats,
-               round(median((c.response_time->>'first')::DOUBLE)) AS first_response
+               round(median(TRY_CAST(c.response_time->>'first' AS DOUBLE))) AS first_response
         FROM {SCHEMA}.chats c, unnest(c.agent_ids::VARCHAR[]) AS u(agent_id)
         JOIN {SCHEMA}.agents a ON a.id::VARCHAR = u.agent_id
         WHERE c.type = 'chat' GROUP BY ALL ORDER BY chats DESC, a.display_name LIMIT {TOP}""")
-    print(table_text(("agent", "chats", "median first response s"), [(a, n, int(f)) for a, n, f in agents]))
+    print(table_text(("agent", "chats", "median first response s"), [(a, n, "" if f is None else int(f)) for a, n, f in agents]))
 
     print("\nColumn types (information_schema.columns) and a value read through each")
     typed = []
@@ -126,12 +126,12 @@ def example(db, table, column, kind):
     source = f'{SCHEMA}."{table}"'
     if kind.startswith("TIMESTAMP"):
         low, high = rows(db, f'SELECT min("{column}"), max("{column}") FROM {source}')[0]
-        return f"{low:%Y-%m-%d %H:%M} … {high:%Y-%m-%d %H:%M} (UTC)"
+        return "no values" if low is None else f"{low:%Y-%m-%d %H:%M} … {high:%Y-%m-%d %H:%M} (UTC)"
     if kind == "BOOLEAN":
         true, total = rows(db, f'SELECT count(*) FILTER (WHERE "{column}"), count("{column}") FROM {source}')[0]
         return f"{true:,} true of {total:,}"
     if column == "response_time":
-        return "max(response_time->>'max') = " + str(value(db, f"SELECT max((response_time->>'max')::DOUBLE)::INT "
+        return "max(response_time->>'max') = " + str(value(db, f"SELECT max(TRY_CAST(response_time->>'max' AS DOUBLE))::INT "
                                                              f"FROM {source}")) + " s"
     if column == "history":
         events = value(db, f"SELECT sum(json_array_length(history)) FROM {source}")
@@ -180,9 +180,17 @@ def changes_report(db, path, before_path):
         print(f"  {chat_id} ({kind}): {'; '.join(diffs) or 'update_timestamp only'}")
 
 
+def seconds(value):
+    """A duration for the report; n/a when no chat had one (the column may hold only nulls)."""
+    return "n/a" if value is None else f"{value:.0f} s"
+
+
 def show(cell):
     if isinstance(cell, str) and cell[:1] in "[{":
-        return json.dumps(json.loads(cell), ensure_ascii=False)
+        try:
+            return json.dumps(json.loads(cell), ensure_ascii=False)
+        except ValueError:  # a text column whose value merely starts like JSON ("[sic] ...")
+            pass
     return "null" if cell is None else json.dumps(cell) if isinstance(cell, (bool, str)) else str(cell)
 
 
