@@ -49,6 +49,8 @@ def test_a_sliced_backfill_delivers_every_chat_once(simulator, backfill, inclusi
     assert all(r["status"] == 200 for r in requests)
     # About one request more per slice than the pages (its last page is cut at the next slice's start).
     assert len(requests) <= len(backfill.chat_ids()) // PAGE + 1 + 2 * slices
+    # Connections are kept alive and shared: no more of them than requests at once.
+    assert len({r["peer"] for r in requests}) <= 4 < len(requests)
 
     # The next run, with nothing new: one request, as without slices.
     sim.clear_requests()

@@ -504,7 +504,8 @@ class Simulator:
             root, path, is_api = None, raw_path.lstrip("/"), False
         path = path.rstrip("/")
         record = {"method": handler.command, "path": path, "raw_path": handler.path, "query": query,
-                  "headers": dict(handler.headers.items()), "status": None, "time": arrived, "fault": None}
+                  "headers": dict(handler.headers.items()), "status": None, "time": arrived, "fault": None,
+                  "peer": handler.client_address[1]}  # the client's port: one per connection it keeps alive
         with self._lock:
             self._requests.append(record)
 
