@@ -571,8 +571,10 @@ class _ChatFactory:
             "zendesk_ticket_id": r.randint(10000, 999999) if r.random() < 0.5 else None,
             "deleted": deleted,
         }
-        # A quarter come without webpath (nothing promises one); chosen by id so no random draw shifts.
-        if zlib.crc32(str(chat_id).encode()) % 4 == 0:
+        # A quarter come without webpath (nothing promises one); chosen by the id's random part (not its
+        # leading yymm, which would make the choice depend on the date the data are generated for), so no
+        # random draw shifts.
+        if zlib.crc32(str(chat_id).partition(".")[2].encode()) % 4 == 0:
             del message["webpath"]
         return message
 

@@ -1,5 +1,6 @@
 """The simulator keeps the API contract of docs/zendesk-chat-api reference; these pin it down."""
 
+import datetime
 import json
 import os
 import signal
@@ -15,7 +16,9 @@ from tests.simulator import Dataset, Fault, Simulator
 
 TOKEN = "sim-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-OLD = int(time.time()) - 86400
+# The data's anchor, pinned: what the data hold must not depend on the day the suite runs
+# (test_quirks_hold_for_any_anchor checks other anchors).
+OLD = int(datetime.datetime(2026, 6, 15, 12, 0, tzinfo=datetime.timezone.utc).timestamp())
 
 
 @pytest.fixture(scope="module")
@@ -231,14 +234,16 @@ def test_export_validation(sim):
     assert get(f"{sim.base_url}/incremental/chats", start_time=int(time.time()) - 400).status_code == 200
 
 
-def test_chat_quirks(dataset):
+def assert_chat_quirks(dataset):
+    """The shapes of chats that the tests rely on being served."""
     chats = dataset.chats
     real = [c for c in chats if c["type"] == "chat"]
     offline = [c for c in chats if c["type"] == "offline_msg"]
     assert offline and all("end_timestamp" not in c for c in offline)
+    assert any("webpath" not in c for c in offline) and any("webpath" in c for c in offline)
     assert all(c["timestamp"] <= c["end_timestamp"] <= c["update_timestamp"] for c in real)
     assert {type(c["unread"]) for c in chats} == {bool, int}
-    assert any(isinstance(w, list) for c in chats for w in c["webpath"])
+    assert any(isinstance(w, list) for c in chats for w in c.get("webpath", ()))
     assert any(c["session"]["start_date"].endswith("+00:00Z") for c in chats)
     assert all(isinstance(a, str) for c in real for a in c["agent_ids"])
     msg_ids = {type(e["msg_id"]) for c in real for e in c["history"] if e["type"] == "chat.msg"}
@@ -247,6 +252,29 @@ def test_chat_quirks(dataset):
     assert 4000 < sum(sizes) / len(sizes) < 8000
     assert {type(a["enabled"]) for a in dataset.agents} == {bool, int}
     assert any(a["last_login"] is None for a in dataset.agents)
+
+
+def test_chat_quirks(dataset):
+    assert_chat_quirks(dataset)
+
+
+def _shape(dataset):
+    """What the data hold, without the values that move with the anchor: each record's fields (and which
+    webpath items are pairs), chats in their served order."""
+    return [(c["type"], sorted(c), [type(w).__name__ for w in c.get("webpath", ())]) for c in dataset.chats]
+
+
+@pytest.mark.parametrize("anchor", ["2024-02-29T12:00:00", "2024-05-06T00:00:00", "2024-12-31T23:59:59",
+                                    "2025-03-01T00:00:01", "2025-09-16T08:30:00", "2028-02-29T23:00:00"])
+def test_quirks_hold_for_any_anchor(dataset, anchor):
+    """Which fields and records exist does not depend on the date the data are generated for: a leap day,
+    a month's or a year's end, any day of the year (the suite once failed on some dates, the webpath-less
+    offline messages being chosen by an id that starts with the month)."""
+    end = int(datetime.datetime.fromisoformat(anchor).replace(tzinfo=datetime.timezone.utc).timestamp())
+    other = Dataset.generate(seed=3, chats=900, offline_msgs=200, agents=250, ip_bans=120, visitor_bans=80,
+                             timeline_entries=450, same_second_chats=1100, end=end)
+    assert_chat_quirks(other)
+    assert _shape(other) == _shape(dataset)
 
 
 def test_agent_timeline_paging(sim, dataset):
