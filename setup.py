@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
     name="tap-zendesk-chat",
@@ -7,7 +7,6 @@ setup(
     description="Singer tap for the Zendesk Chat REST API: every stream, exact incremental chats",
     author="tap-zendesk-chat developers",
     license="AGPL-3.0",
-    url="https://github.com/singer-io/tap-zendesk-chat",
     python_requires=">=3.11",
     classifiers=["Programming Language :: Python :: 3 :: Only"],
     py_modules=[],
@@ -28,7 +27,9 @@ setup(
         ],
     },
     entry_points={"console_scripts": ["tap-zendesk-chat=tap_zendesk_chat:main"]},
-    packages=find_packages(include=["tap_zendesk_chat", "tap_zendesk_chat.*"]),
-    package_data={"tap_zendesk_chat": ["schemas/*.json", "schemas/shared/*.json"]},
-    include_package_data=True,
+    # The schema folders are data, shipped as namespace packages: listed here, setuptools installs them
+    # without its "Package would be ignored" warnings.
+    packages=find_namespace_packages(include=["tap_zendesk_chat", "tap_zendesk_chat.*"]),
+    package_data={"tap_zendesk_chat.schemas": ["*.json"], "tap_zendesk_chat.schemas.shared": ["*.json"]},
+    license_files=["LICENSE"],
 )
