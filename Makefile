@@ -15,7 +15,7 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
-## One venv per end-to-end tool under .e2e-venvs/ (target-jsonl, target-postgres, singer-tools, meltano, target-duckdb), pinned.
+## One venv per end-to-end tool under .e2e-venvs/ (target-jsonl, target-postgres, singer-tools, meltano, target-duckdb, target-stitch), pinned.
 $(E2E_STAMP): scripts/e2e_venvs.sh $(wildcard tests/e2e/requirements/*.txt)
 	PYTHON=$(PYTHON) bash scripts/e2e_venvs.sh
 	touch $(E2E_STAMP)
@@ -27,7 +27,7 @@ e2e-venvs: $(E2E_STAMP)
 test: $(STAMP) $(E2E_STAMP)
 	TAP_E2E_REQUIRED=1 $(BIN)/python -m pytest tests -q -ra
 
-## Only the end-to-end tests (tests/e2e): target-jsonl, target-postgres on a PostgreSQL they start, target-duckdb, singer-check-tap, Meltano.
+## Only the end-to-end tests (tests/e2e): target-jsonl, target-postgres on a PostgreSQL they start, target-duckdb, target-stitch, singer-check-tap, Meltano.
 e2e: $(STAMP) $(E2E_STAMP)
 	TAP_E2E_REQUIRED=1 $(BIN)/python -m pytest tests/e2e -q -ra
 

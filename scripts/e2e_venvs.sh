@@ -17,7 +17,7 @@ PYTHON=${PYTHON:-python3}
 UV_VERSION=0.13.9
 ROOT=.e2e-venvs
 REQUIREMENTS=tests/e2e/requirements
-ALL=(target-jsonl target-postgres singer-tools meltano target-duckdb)
+ALL=(target-jsonl target-postgres singer-tools meltano target-duckdb target-stitch)
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then names=("${ALL[@]}"); fi
 mkdir -p "$ROOT"
