@@ -1,12 +1,15 @@
 """The catalog: building it (--discover) and reading a user's (--catalog / --properties)."""
 import dataclasses
 
+import singer
 from singer import metadata as singer_metadata
 
 from tap_zendesk_chat.errors import CatalogError, EndpointError, UnexpectedResponseError
 from tap_zendesk_chat.config import read_json_file
 from tap_zendesk_chat.schemas import get_metadata, load_schema, with_unexpected_field
 from tap_zendesk_chat.streams import STREAMS
+
+LOGGER = singer.get_logger()
 
 
 def build_catalog(streams=None):
@@ -61,13 +64,36 @@ class SelectedStream:
 
 
 def load_catalog(path):
-    return parse_catalog(read_json_file(path, "catalog"))
+    selected = parse_catalog(read_json_file(path, "catalog"), LOGGER.info)
+    LOGGER.info("Streams to sync (%d): %s", len(selected), ", ".join(s.name for s in selected) or "none")
+    return selected
 
 
-def parse_catalog(raw):
-    """The selected streams of a catalog, in the tap's own stream order; every problem is a CatalogError."""
+def _explicit_selection(entry):
+    """A stream's own `selected` (its metadata's, else the legacy schema-level one), or None when unmarked."""
+    metadata = entry.get("metadata")
+    roots = [m.get("metadata") for m in metadata if isinstance(m, dict) and m.get("breadcrumb") == []] \
+        if isinstance(metadata, list) else []
+    for root in roots:
+        if isinstance(root, dict) and "selected" in root:
+            return root["selected"]
+    schema = entry.get("schema")
+    return schema.get("selected") if isinstance(schema, dict) else None
+
+
+def parse_catalog(raw, log=None):
+    """The selected streams of a catalog, in the tap's own stream order; every problem is a CatalogError.
+
+    As the classic tap reads a catalog: once any stream is marked `selected: true`, only the streams so
+    marked are synced, and an unmarked one is not. A catalog that marks none true (as --discover writes it)
+    syncs every stream discovery selects by default, less those marked `selected: false`. `log(text)` is
+    told which rule chose."""
     if not isinstance(raw, dict) or not isinstance(raw.get("streams"), list):
         raise CatalogError("The catalog must be a JSON object with a 'streams' list, as --discover writes it.")
+    explicit = any(_explicit_selection(e) is True for e in raw["streams"] if isinstance(e, dict))
+    if log:
+        log("The catalog marks streams selected: only those are synced" if explicit else
+            "The catalog marks no stream selected: every stream selected by default is synced")
     chosen = {}
     for position, entry in enumerate(raw["streams"]):
         if not isinstance(entry, dict):
@@ -89,7 +115,8 @@ def parse_catalog(raw):
                                "{\"breadcrumb\": [...], \"metadata\": {...}} objects.")
         mdata = singer_metadata.to_map(raw_metadata)
         root = mdata.get((), {})
-        selected = root.get("selected", schema.get("selected", root.get("selected-by-default", False)))
+        default = False if explicit else root.get("selected-by-default", False)
+        selected = root.get("selected", schema.get("selected", default))
         if not selected:
             continue
         stream = STREAMS[name]
@@ -123,4 +150,6 @@ def _field_selected(field_metadata, field, stream):
 
 def select_all():
     """With no catalog: every stream, every field, as discovery describes them."""
-    return parse_catalog(build_catalog())
+    selected = parse_catalog(build_catalog())
+    LOGGER.info("No catalog given: every stream is synced (%d)", len(selected))
+    return selected

@@ -137,6 +137,22 @@ def test_field_selection_is_honoured_in_schema_and_records(sim, config, discover
     assert sim.count("departments") == 0
 
 
+def test_a_catalog_marking_two_streams_selected_syncs_only_those(sim, config, discovered):
+    """The others are left unmarked (no `selected` at all): as with the classic tap, they are not synced, and
+    the log says which streams will be and why."""
+    catalog = json.loads(json.dumps(discovered))
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == [] and entry["tap_stream_id"] in ("departments", "goals"):
+                item["metadata"]["selected"] = True
+    sim.clear_requests()  # discovery's
+    result = run_tap(config, catalog=catalog).assert_ok()
+    assert result.streams == {"departments", "goals"}
+    assert "The catalog marks streams selected: only those are synced" in result.stderr
+    assert "Streams to sync (2): departments, goals" in result.stderr
+    assert {r["path"] for r in sim.requests} == {"departments", "goals"}
+
+
 def test_properties_is_the_legacy_name_of_catalog(sim, config, discovered, tmp_path):
     path = tmp_path / "properties.json"
     path.write_text(json.dumps(catalog_selecting(discovered, {"departments"})))

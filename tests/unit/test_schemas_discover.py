@@ -228,3 +228,23 @@ def test_a_catalog_that_deselects_unexpected_values_gets_none():
     chats, out = _encode_with(raw, {"id": "c1", "type": "chat", "rating": 5})
     assert "_unexpected_values" not in chats.schema["properties"] and "_unexpected_values" not in out
     assert out["rating"] is None
+
+
+def test_streams_marked_selected_are_the_only_ones_synced():
+    """The classic tap's rule: a catalog marking two streams selected syncs those two, not the unmarked rest
+    (discovery's selected-by-default no longer counts once any stream is marked)."""
+    raw = catalog()
+    set_root(raw, "chats", selected=True)
+    set_root(raw, "agents", selected=True)
+    set_root(raw, "goals", selected=False)
+    told = []
+    assert [s.name for s in parse_catalog(raw, told.append)] == ["agents", "chats"]
+    assert told == ["The catalog marks streams selected: only those are synced"]
+
+
+def test_a_catalog_marking_none_selected_syncs_every_stream_selected_by_default():
+    raw = catalog()
+    set_root(raw, "goals", selected=False)
+    told = []
+    assert [s.name for s in parse_catalog(raw, told.append)] == [n for n in STREAMS if n != "goals"]
+    assert told == ["The catalog marks no stream selected: every stream selected by default is synced"]
