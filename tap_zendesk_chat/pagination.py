@@ -77,46 +77,103 @@ def iter_since_id(fetch, since_id, limit, split, what):
         since_id = frontier
 
 
-def _past_cursor(items, cursor, key_of):
-    """How many leading items the API's own order puts at or before `cursor`: the cursor record itself and
-    what precedes it in the page (and what is older than the cursor's instant, which the API should not
-    have sent). Never an assumed order of ids: if the cursor record is not in the page (an API whose
-    start_id is exclusive), records of the cursor's instant are kept."""
-    before = 0
-    for index, item in enumerate(items):
-        key = key_of(item)
-        if key is None:
+def _unseen(items, keys, cursor, seen, by_page_order):
+    """The records of a page not yet delivered, and their keys. Each record is judged by its own key,
+    wherever the page has it: one older than the cursor's instant goes (it was delivered, or belongs to
+    an earlier time slice), and so does one of `seen`, the keys at or after that instant the walk has
+    delivered (the cursor record an inclusive start_id sends again, an instant an API given only the
+    time sends again, what an envelope behind its records sends again). A resumed walk does not know
+    them: then the cursor record goes and, for an API given only the time (`by_page_order`), what the
+    page has before it of its instant. A record without a readable key is kept."""
+    instant, head = cursor[0], -1
+    if seen is None:
+        seen = () if cursor[1] is None else (cursor,)
+        if by_page_order and cursor[1] is not None:
+            head = next((index for index, key in enumerate(keys) if key == cursor), -1)
+    records, kept = [], []
+    for index, (item, key) in enumerate(zip(items, keys)):
+        if index < head and (key is None or key[0] == instant):
             continue
-        if key[0] < cursor[0]:
-            before = index + 1
-        elif cursor[1] is not None and key == cursor:
-            return index + 1
-        elif key[0] > cursor[0]:
-            break
-    return before
+        if key is not None and (key[0] < instant or key in seen):
+            continue
+        records.append(item)
+        kept.append(key)
+    return records, kept
+
+
+def _cursor_after(cursor, keys, body, send_start_id, ceiling):
+    """The cursor after a page's records (`keys`: all of them, in the page's order) and what its envelope
+    and records disagree on, as (kind, text).
+
+    The API's (end_time, end_id) is trusted only where its records confirm it: at the instant of its
+    latest record (the last there, in the page's order, when there is no end_id). An end_time past that
+    record would skip what the API did not send; one before it is read on from (what follows comes
+    again). Never past `ceiling` (the sync's start: a later time is a clock's error, and a bookmark there
+    would make every later run skip what it holds), never backwards."""
+    end_time, end_id = body.get("end_time"), body.get("end_id")
+    end_time = end_time if type(end_time) is int else None
+    api_id = end_id if send_start_id and end_id.__class__ in (int, str) else None
+    times = [key[0] for key in keys if key is not None]
+    doubts = []
+    if times:
+        latest = max(times)
+        last = next(key for key in reversed(keys) if key is not None and key[0] == latest)
+        if end_time is None or (end_time == latest and api_id is None):
+            new = last
+        elif end_time == latest:
+            new = (end_time, api_id)
+        elif end_time > latest:
+            new = last
+            doubts.append(("ahead", f"a page's end_time {end_time} is past its last record's time {latest}: the tap "
+                                    "reads on from the last record it received, not from end_time"))
+        else:
+            new = (end_time, api_id)
+            doubts.append(("behind", f"a page's end_time {end_time} is before its last record's time {latest}: the "
+                                     "tap reads on from end_time, and drops the records it already has"))
+        if any(a > b for a, b in zip(times, times[1:])):
+            doubts.append(("order", "a page's records are not in time order, as the API promises: each one is placed "
+                                    "by its own time, and none is dropped for it"))
+    elif keys and end_time is not None:
+        new = (end_time, api_id)  # records without a readable time: the envelope is all there is
+    else:
+        new = cursor
+    if ceiling is not None and new[0] > ceiling:
+        doubts.append(("future", f"a page reaches time {new[0]}, after this sync started ({ceiling}): the bookmark "
+                                 "stops at the sync's start, and the next run reads on from there"))
+        new = (ceiling, None)
+    return (cursor if new[0] < cursor[0] else new), doubts
 
 
 @dataclasses.dataclass
 class ExportPage:
-    """One answer of an export, read: its records (after the cursor), the cursor to resume from after them,
-    whether it was the last (`count` below the limit asked for), and the time a full page covered (the
-    export's density there, in the API's unit; None when unknown)."""
+    """One answer of an export, read: its records not yet delivered and their keys (None for a record
+    without a readable one), the cursor to resume from after them, whether it was the last (`count`
+    below the limit asked for) and the time a full page covered (the export's density there, in the
+    API's unit; None when unknown). `seen`: the keys at or after the cursor's instant delivered so far,
+    which the next page must not deliver again; `latest`: the latest time of its records; `in_order`:
+    their times ascend, as the API promises; `doubts`: (kind, text) where its envelope and its records
+    disagree."""
     records: list
+    keys: list
     cursor: tuple
     last: bool
     span: int | None = None
+    seen: frozenset = frozenset()
+    latest: int | None = None
+    in_order: bool = True
+    doubts: tuple = ()
 
 
-def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_id, what):
+def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_id, what, seen=None,
+                      ceiling=None):
     """One request of Zendesk's incremental export from `cursor` = (start_time, start_id or None).
 
     `next_page` is never null, so the count decides the end: `count` below the `limit` the request was
     answered with (`fetch` may lower params["limit"] while it retries a page too big to serve; the params
-    it returns with are those of the answer). The cursor of a page is the API's (end_time, end_id) when it
-    gives both, else the key of the last record with a readable one (`key_of` gives None for a record
-    without: it is delivered all the same) unless it is past the envelope's end_time, which then wins (its
-    instant is read again). Records the API puts at or before the cursor (an API treating start_id as
-    inclusive) are dropped so a boundary never repeats."""
+    it returns with are those of the answer). Every record is placed by its own key (`key_of`; None for a
+    record without a readable one: it is delivered all the same), never by its place in the page: see
+    _unseen for what is dropped (`seen`: the previous page's ExportPage.seen, None for a resumed cursor)
+    and _cursor_after for the cursor (`ceiling`: the sync's start in the API's unit)."""
     params = {"start_time": cursor[0], "limit": page_size, "fields": f"{records_key}(*)"}
     if send_start_id and cursor[1] is not None:
         params["start_id"] = cursor[1]
@@ -127,33 +184,23 @@ def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_
     count = body.get("count", len(items))
     if type(count) is not int:
         raise UnexpectedResponseError(f"{what}: 'count' is {count!r}, not a number.")
-    skip = _past_cursor(items, cursor, key_of)
-    records = items[skip:] if skip else items
-    new_cursor = cursor
-    if records:
-        end_time, end_id = body.get("end_time"), body.get("end_id")
-        envelope_time = end_time if type(end_time) is int else None
-        if send_start_id and envelope_time is not None and end_id.__class__ in (int, str):
-            new_cursor = (end_time, end_id)  # the API's own cursor
-        else:
-            last = next((key for key in map(key_of, reversed(records)) if key is not None), None)
-            if last is not None and (envelope_time is None or last[0] <= envelope_time):
-                new_cursor = last
-            elif envelope_time is not None:
-                new_cursor = (envelope_time, None)  # no record to trust: the envelope's instant, re-read
-    if new_cursor[0] < cursor[0]:  # never backwards, whatever the envelope says
-        new_cursor = cursor
+    keys = [key_of(item) for item in items]
+    records, kept = _unseen(items, keys, cursor, seen, not send_start_id)
+    new_cursor, doubts = _cursor_after(cursor, keys, body, send_start_id, ceiling)
     last_page = count < params["limit"]
     if not last_page and new_cursor == cursor:
         # A full page that does not move the cursor would be asked for again and again.
         raise UnexpectedResponseError(f"{what}: a full page did not move the cursor past {cursor}; "
                                       "stopping rather than read the same page forever.")
+    times = [key[0] for key in kept if key is not None]
     span = None
-    if not last_page:
-        first = next((key for key in map(key_of, records) if key is not None), None)
-        if first is not None and first[0] <= new_cursor[0]:  # else an envelope behind its records: unknown
-            span = new_cursor[0] - first[0]
-    return ExportPage(records, new_cursor, last_page, span)
+    if not last_page and times and min(times) <= new_cursor[0]:  # else an envelope behind its records: unknown
+        span = new_cursor[0] - min(times)
+    carried = seen if seen is not None else (() if cursor[1] is None else (cursor,))
+    later = frozenset(key for part in (carried, kept, (new_cursor,)) for key in part
+                      if key is not None and key[1] is not None and key[0] >= new_cursor[0])
+    return ExportPage(records, kept, new_cursor, last_page, span, later, max(times, default=None),
+                      not any(kind == "order" for kind, _ in doubts), tuple(doubts))
 
 
 SPLIT_PAGES = 3  # pages a range must still have, by its density, to be split in two
@@ -167,6 +214,8 @@ class Range:
     cursor: tuple
     end: int | None = None
     fetched: tuple = None  # the cursor after its last fetched page: ahead of `cursor` while pages wait
+    seen: frozenset | None = None  # that page's ExportPage.seen (None: not fetched yet, a resumed cursor)
+    reach: int | None = None  # the latest time of a record fetched in it: a split starts after it
     span: int | None = None  # the time a full page of it covered lately (its density), in the API's unit
     claimed: bool = False  # a fetcher reads it
     done: bool = False  # every record of it is written (the open range stays listed, its cursor the bookmark)
@@ -174,11 +223,25 @@ class Range:
     def __post_init__(self):
         if self.fetched is None:
             self.fetched = self.cursor
+        if self.reach is None:
+            self.reach = self.cursor[0]
 
 
 def ranges_snapshot(ranges):
     """Where each range stands, as a STATE keeps it: ((time, id, end), ...)."""
     return tuple((r.cursor[0], r.cursor[1], r.end) for r in ranges)
+
+
+def _before(records, keys, end):
+    """The records of a page in time order that come before `end`; one without a readable key goes with
+    the record before it (the API's order is all that places it)."""
+    kept, placed = [], True
+    for record, key in zip(records, keys):
+        if key is not None:
+            placed = key[0] < end
+        if placed:
+            kept.append(record)
+    return kept
 
 
 class _RangeWalk:
@@ -188,15 +251,23 @@ class _RangeWalk:
     pages in order; the writer (the caller of iter_export_ranges) takes the pages as they come and moves
     a range's cursor only over records it is handed to write. A fetcher with nothing to claim splits the
     range with the most pages still to fetch at the middle of what is left of it: that range now ends
-    there, the new one starts there (with no id: every record of its first second). A record at or past
-    a range's end is the next range's, so it is dropped from the page it came in (the split may have
-    happened after the page was asked for); nothing is read twice and nothing is skipped."""
+    there, the new one starts there (with no id: every record of its first second).
 
-    def __init__(self, ranges, stop_at, key_of):
+    Each record is written by the range its own time falls in, from a page that range fetched: a range
+    drops what its pages hold before its cursor's instant (fetch_export_page) and at or past its end
+    (here: the split may have happened after the page was asked for), wherever the page has it, so a
+    page out of time order costs nothing. A page holding a record past the range's end holds all the
+    range still had (the API sends what follows the cursor), so it finishes the range. A page whose
+    cursor goes back to a request the walk already sent is refused (a cursor that cycles)."""
+
+    def __init__(self, ranges, stop_at, warn=None, what="export"):
         self.ranges = [Range((time, ident), end) for time, ident, end in ranges]
         self.stop_at = stop_at
-        self.key_of = key_of
+        self.warn = warn
+        self.what = what
         self.splits = 0
+        self.asked = set()  # every cursor requested in this walk
+        self.warned = set()  # the kinds of ExportPage.doubts logged
         self.lock = threading.Condition()
 
     def limit(self, r):
@@ -221,15 +292,17 @@ class _RangeWalk:
     def _split(self):
         best, most = None, float(SPLIT_PAGES)
         for r in self.ranges:
-            if r.done or r.span is None or r.fetched[0] >= self.limit(r):
+            start = max(r.fetched[0], r.reach)
+            if r.done or r.span is None or start >= self.limit(r):
                 continue
-            pages = (self.limit(r) - r.fetched[0]) / max(r.span, 1)
+            pages = (self.limit(r) - start) / max(r.span, 1)
             if pages >= most:
                 best, most = r, pages
         if best is None:
             return None
-        middle = best.fetched[0] + (self.limit(best) - best.fetched[0]) // 2
-        if middle <= best.fetched[0]:
+        start = max(best.fetched[0], best.reach)
+        middle = start + (self.limit(best) - start) // 2
+        if middle <= start:
             return None
         self.splits += 1
         second = Range((middle, None), best.end, span=best.span, claimed=True)
@@ -242,15 +315,26 @@ class _RangeWalk:
         return any(r.claimed and not r.done for r in self.ranges)
 
     def next_request(self, r):
-        """The cursor to fetch r from, or None: r needs no more requests."""
+        """Where to fetch r from, as (cursor, seen) for fetch_page, or None: r needs no more requests."""
         with self.lock:
             if r.done or r.fetched[0] >= self.limit(r):
                 return None
-            return r.fetched
+            self.asked.add(r.fetched)
+            return r.fetched, r.seen
 
     def fetched(self, r, page):
+        """r's next page arrived. UnexpectedResponseError when it would make the walk ask for a cursor it
+        asked for before: the API's cursor cycles (A, B, A, ...; fetch_export_page sees only A, A)."""
         with self.lock:
-            r.fetched = page.cursor
+            if not page.last and page.cursor[0] < self.limit(r) and page.cursor in self.asked:
+                at = f"start_time={page.cursor[0]}" + (f", start_id={page.cursor[1]}" if page.cursor[1] is not None
+                                                       else "")
+                raise UnexpectedResponseError(f"{self.what}: the API's cursor went back to {at}, a page this sync "
+                                              "already asked for (a cursor that cycles); stopping rather than read "
+                                              "the same pages again and again.")
+            r.fetched, r.seen = page.cursor, page.seen
+            if page.latest is not None:
+                r.reach = max(r.reach, page.latest)
             if page.last:
                 r.span = None  # nothing more to fetch in it: nothing to split
             elif page.span is not None:
@@ -263,15 +347,20 @@ class _RangeWalk:
         with self.lock:
             if r.done:
                 return None
-            records = page.records
-            if r.end is not None:
-                for index, key in enumerate(map(self.key_of, records)):
-                    if key is not None and key[0] >= r.end:
-                        records = records[:index]
-                        self._finish(r)
-                        return records, ranges_snapshot(self.ranges)
+            for kind, text in page.doubts:
+                if self.warn and kind not in self.warned:
+                    self.warned.add(kind)
+                    self.warn(f"{text} (said once per run)")
+            if r.end is not None and page.latest is not None and page.latest >= r.end:
+                records = page.records
+                if page.in_order:
+                    records = _before(records, page.keys, r.end)
+                else:  # a record without a readable key has no place in it: kept (a repeat rather than a loss)
+                    records = [rec for rec, key in zip(records, page.keys) if key is None or key[0] < r.end]
+                self._finish(r)
+                return records, ranges_snapshot(self.ranges)
             r.cursor = page.cursor
-            return records, ranges_snapshot(self.ranges)
+            return page.records, ranges_snapshot(self.ranges)
 
     def finish(self, r):
         """r needs no more requests: once its pages are written it is done. The snapshot, if it changed."""
@@ -290,10 +379,11 @@ class _RangeWalk:
         self.lock.notify_all()
 
 
-def iter_export_ranges(fetch_page, ranges, stop_at, key_of, parallel=1, min_round_trip=0.2, note=None):
+def iter_export_ranges(fetch_page, ranges, stop_at, parallel=1, min_round_trip=0.2, note=None, warn=None,
+                       what="export"):
     """An export walk over `ranges` ((time, id, end) each, in time order, the last one open: see Range),
-    as Pages whose cursor is the snapshot of the ranges once the page is written; `fetch_page(cursor)`
-    reads one page (an ExportPage).
+    as Pages whose cursor is the snapshot of the ranges once the page is written; `fetch_page(cursor,
+    seen)` reads one page (fetch_export_page's ExportPage).
 
     While pages come fast (under `min_round_trip` seconds: a local server, a benchmark) the walk reads
     one page at a time in the caller's thread. Once one is slow (a real network), `parallel` fetchers
@@ -302,8 +392,9 @@ def iter_export_ranges(fetch_page, ranges, stop_at, key_of, parallel=1, min_roun
     not the latency, sets the pace. At most `parallel` + 1 pages are held, however many slices there
     are. The pages of a slice come in order; the slices' pages interleave, and each STATE keeps every
     range's cursor, so a resume repeats at most the page written before it. `note(text)` is told when
-    the walk starts reading ahead and, at its end, into how many slices it split."""
-    walk = _RangeWalk(ranges, stop_at, key_of)
+    the walk starts reading ahead and, at its end, into how many slices it split; `warn(text)` once per
+    kind of disagreement between the API's envelopes and its records (ExportPage.doubts)."""
+    walk = _RangeWalk(ranges, stop_at, warn, what)
     # In the caller's thread while pages come fast.
     while True:
         r = walk.claim(split=False)
@@ -316,7 +407,7 @@ def iter_export_ranges(fetch_page, ranges, stop_at, key_of, parallel=1, min_roun
                 more = False
                 break
             started = time.monotonic()
-            page = fetch_page(at)
+            page = fetch_page(*at)
             took = time.monotonic() - started
             slow = took >= min_round_trip
             walk.fetched(r, page)
@@ -371,7 +462,7 @@ def _iter_fetched(walk, fetch_page, parallel):
             if at is None:
                 slots.release()
                 break
-            page = fetch_page(at)
+            page = fetch_page(*at)
             if cancelled.is_set():
                 return
             walk.fetched(r, page)

@@ -195,6 +195,7 @@ class IncrementalExportStream(Stream):
                 states.clear_bookmark(state, self.name)
         slices = states.get_export_slices(state, self.name, self.replication_key, unit, config.start_date)
         stop_at = to_epoch(now - datetime.timedelta(seconds=self.quiet_seconds), unit)
+        ceiling = to_epoch(now, unit)  # no cursor goes past the sync's start (see pagination._cursor_after)
         when = format_datetime(from_epoch(slices[0][0], unit))
         notes = ()
         if len(slices) > 1:
@@ -202,18 +203,20 @@ class IncrementalExportStream(Stream):
         elif slices[0][0] >= stop_at:
             notes = (f"{self.name}: the bookmark {when} is within 5 minutes of now; nothing to ask the API yet",)
         detail = ("full table" if full_table else "incremental") + f" from {when}"
-        return Progress((slices, stop_at), version, detail, when, notes, full_table, saved=tuple(slices))
+        return Progress((slices, stop_at, ceiling), version, detail, when, notes, full_table, saved=tuple(slices))
 
     def iter_pages(self, client, config, resume):
-        slices, stop_at = resume
+        slices, stop_at, ceiling = resume
         page_size = pagination.PageSize(EXPORT_LIMIT)
 
-        def fetch_page(cursor):
+        def fetch_page(cursor, seen):
             fetch = lambda params: client.get(self.path, params, self.decode_page, page_size)  # noqa: E731
             return pagination.fetch_export_page(fetch, self.records_key, cursor, page_size.current, self.key_of,
-                                                self.send_start_id, self.name)
-        return pagination.iter_export_ranges(fetch_page, slices, stop_at, self.key_of, config.max_parallel_requests,
-                                             note=lambda text: LOGGER.info("%s: %s", self.name, text))
+                                                self.send_start_id, self.name, seen, ceiling)
+        return pagination.iter_export_ranges(fetch_page, slices, stop_at, config.max_parallel_requests,
+                                             note=lambda text: LOGGER.info("%s: %s", self.name, text),
+                                             warn=lambda text: LOGGER.warning("%s: %s", self.name, text),
+                                             what=self.name)
 
     def save_page(self, state, progress, page):
         """A STATE is due when the slices moved: after records, or a slice that finished."""
@@ -271,7 +274,13 @@ class IncrementalExportStream(Stream):
         if ident.__class__ not in (int, str):
             return None
         try:
-            instant = parse_datetime(when) if when.__class__ is str else datetime_from_number(when)
+            if when.__class__ is str and when[-1:] == "Z":
+                try:  # the API's own shape, read without the tolerant parser (every record's key is read)
+                    instant = datetime.datetime.fromisoformat(when)
+                except ValueError:
+                    instant = parse_datetime(when)
+            else:
+                instant = parse_datetime(when) if when.__class__ is str else datetime_from_number(when)
         except ValueError:
             return None
         return (to_epoch(instant, self.time_unit), ident)

@@ -51,6 +51,13 @@ SEARCH_MAX_PAGES = 250
 LIST_PAGE = 40
 FIVE_MINUTES = 300
 NEVER_EXPIRES_IN = 10 * 365 * 86400
+# Hostile flags of the exports (Simulator.hostile): unsorted_pages shuffles each page's records (the
+# envelope stays the API's); end_time_in_future and end_time_past_9999 put every page's end_time 30 days
+# ahead of now or at the year 10000; cursor_cycle answers the request at the end of the chats export's
+# second page with that page's own start as its end (A -> B -> A), CURSOR_CYCLES times, then honestly.
+FUTURE_SECONDS = 30 * 86400
+YEAR_10000 = 253402300800  # 10000-01-01T00:00:00Z in epoch seconds
+CURSOR_CYCLES = 20
 
 
 class Fault:
@@ -333,6 +340,8 @@ class Simulator:
         self.stall_seconds = stall_seconds
         self.port = port
         self.hostile = set()
+        self._cycle_pages = []  # cursor_cycle: (asked, (end_time, end_id)) of the chats export's first two pages
+        self._cycles = 0
         self.trap = _Trap()
         self._lock = threading.Lock()
         self._requests = []
@@ -754,6 +763,10 @@ class Simulator:
                     items[i] = _dumps(_select(json.loads(items[i]), None, drop="id"))
         end_time = keys[-1][0] if keys else start_time
         end_id = keys[-1][1] if keys else start_id
+        if keys:
+            items = self._hostile_order(items, (start_time, start_id))
+            end_time, end_id = self._hostile_envelope("chats", (start_time, start_id), (end_time, end_id), 1,
+                                                      len(keys) == limit)
         next_page = _next_page(ctx, "chats", fields, limit, end_time, end_id)
         tail = {"count": len(keys), "end_time": end_time, "end_id": end_id, "next_page": next_page}
         return _Response(200, _json_array_body("chats", items, tail))
@@ -773,6 +786,9 @@ class Simulator:
             keep = selected or ("agent_id", "start_time")
             items = [_dumps(_select(json.loads(b), keep)) for b in blobs]
         end_time = keys[-1][0] if keys else start_time
+        if keys:
+            items = self._hostile_order(items, (start_time, None))
+            end_time, _ = self._hostile_envelope("agent_timeline", (start_time, None), (end_time, None), 1_000_000)
         next_page = _next_page(ctx, "agent_timeline", fields, limit, end_time)
         tail = {"count": len(keys), "end_time": end_time, "next_page": next_page}
         return _Response(200, _json_array_body("agent_timeline", items, tail))
@@ -812,6 +828,9 @@ class Simulator:
         if rows:
             end_time = rows[-1][2] if micro else rows[-1][0]
             end_id = rows[-1][1]
+            items = self._hostile_order(items, (start_time, start_id))
+            end_time, end_id = self._hostile_envelope(name, (start_time, start_id), (end_time, end_id),
+                                                      1_000_000 if micro else 1)
         else:
             end_time, end_id = start_time, start_id
         next_page = _next_page(ctx, name, fields, limit, end_time, end_id)
@@ -820,6 +839,34 @@ class Simulator:
             tail["end_id"] = end_id
         tail["next_page"] = next_page
         return _Response(200, _json_array_body(name, items, tail))
+
+    def _hostile_order(self, items, asked):
+        """A page's records in the API's order, or shuffled under hostile flag unsorted_pages (the same for
+        the same request)."""
+        if "unsorted_pages" not in self.hostile:
+            return items
+        items = list(items)
+        random.Random(repr(asked)).shuffle(items)
+        return items
+
+    def _hostile_envelope(self, name, asked, end, per_second, full=False):
+        """A non-empty page's (end_time, end_id) as the hostile flags have it (see FUTURE_SECONDS);
+        `per_second`: the export's time unit, 1 or 1_000_000; `full`: the page holds `limit` records (the
+        pages cursor_cycle counts)."""
+        if "end_time_in_future" in self.hostile:
+            end = ((int(time.time()) + FUTURE_SECONDS) * per_second, end[1])
+        if "end_time_past_9999" in self.hostile:
+            end = (YEAR_10000 * per_second, end[1])
+        if "cursor_cycle" in self.hostile and name == "chats" and full:
+            with self._lock:
+                served = self._cycle_pages
+                if len(served) < 2:
+                    if asked not in [a for a, _ in served]:
+                        served.append((asked, end))
+                elif asked == served[1][1] and self._cycles < CURSOR_CYCLES:
+                    self._cycles += 1
+                    end = served[1][0]
+        return end
 
     def _chats_search(self, query, ctx):
         q = query.get("q")

@@ -408,6 +408,39 @@ def test_hostile_flags(fresh):
     assert stats["requests_by_path"] == {"incremental/chats": 1, "agents": 1} and stats["total"] == 2
 
 
+def test_hostile_export_flags(fresh):
+    """unsorted_pages: an honest page's records in another order, its envelope unchanged; end_time_in_future
+    and end_time_past_9999: only the envelope's end_time changes; cursor_cycle: the chats page asked for at
+    the end of the second full page ends where the second began, CURSOR_CYCLES times."""
+    from tests.simulator.server import CURSOR_CYCLES, YEAR_10000
+    s = fresh()
+    chats = f"{s.base_url}/incremental/chats"
+    timeline = f"{s.base_url}/incremental/agent_timeline"
+    honest = get(chats, start_time=0, limit=50, fields="chats(*)").json()
+    honest_timeline = get(timeline, start_time=0, limit=20, fields="agent_timeline(*)").json()
+    s.hostile = {"unsorted_pages"}
+    for url, name, page in ((chats, "chats", honest), (timeline, "agent_timeline", honest_timeline)):
+        shuffled = get(url, start_time=0, limit=len(page[name]), fields=f"{name}(*)").json()
+        assert shuffled[name] != page[name] and sorted(map(json.dumps, shuffled[name])) == sorted(map(json.dumps, page[name]))
+        assert {k: v for k, v in shuffled.items() if k != name} == {k: v for k, v in page.items() if k != name}
+    s.hostile = {"end_time_in_future"}
+    ahead = get(chats, start_time=0, limit=50, fields="chats(*)").json()
+    assert ahead["end_time"] > time.time() + 29 * 86400 and ahead["end_id"] == honest["end_id"]
+    assert ahead["chats"] == honest["chats"]
+    assert get(timeline, start_time=0, limit=20).json()["end_time"] > (time.time() + 29 * 86400) * 1_000_000
+    s.hostile = {"end_time_past_9999"}
+    assert get(chats, start_time=0, limit=50, fields="chats(*)").json()["end_time"] == YEAR_10000
+    s.hostile = {"cursor_cycle"}
+    first = get(chats, start_time=0, limit=40, fields="chats(*)").json()
+    second = get(chats, start_time=first["end_time"], start_id=first["end_id"], limit=40).json()
+    for _ in range(CURSOR_CYCLES):
+        third = get(chats, start_time=second["end_time"], start_id=second["end_id"], limit=40).json()
+        assert (third["end_time"], third["end_id"]) == (first["end_time"], first["end_id"])
+        assert third["count"] == 40 and third["chats"] != second["chats"]
+    third = get(chats, start_time=second["end_time"], start_id=second["end_id"], limit=40).json()
+    assert (third["end_time"], third["end_id"]) != (first["end_time"], first["end_id"])
+
+
 def test_redirect_fault_points_at_the_trap(fresh):
     """inject("redirect"): a 3xx whose Location is the same path and query on the trap; the trap records
     what follows it, body included. Not a transient fault: never in Fault.ALL or the random mix."""

@@ -221,14 +221,18 @@ def chat(seconds, chat_id):
 
 
 class ExportApi(Budget):
-    """/incremental/chats: records at or after (start_time, start_id), ascending by (time, id)."""
+    """/incremental/chats: records at or after (start_time, start_id), ascending by (time, id); with
+    `shuffle` (a seed), each page's records in an order of their own (the same for the same request), the
+    envelope still the API's."""
 
-    def __init__(self, records, inclusive=False, key_of=chat_key, records_key="chats", end_id=True, most=1000):
+    def __init__(self, records, inclusive=False, key_of=chat_key, records_key="chats", end_id=True, most=1000,
+                 shuffle=None):
         super().__init__(most)
         self.records = sorted(records, key=key_of)
         self.keys = [key_of(r) for r in self.records]
         self.times = [k[0] for k in self.keys]
         self.key_of, self.records_key, self.inclusive, self.end_id = key_of, records_key, inclusive, end_id
+        self.shuffle = shuffle
 
     def __call__(self, params):
         self.spend(params)
@@ -245,14 +249,16 @@ class ExportApi(Budget):
                 "end_time": self.key_of(page[-1])[0] if page else start[0]}
         if self.end_id:
             body["end_id"] = self.key_of(page[-1])[1] if page else start[1]
+        if self.shuffle is not None:
+            random.Random(f"{self.shuffle}/{start}").shuffle(page)
         return body
 
 
 def iter_export(fetch, records_key, cursor, limit, key_of, send_start_id, stop_at, what):
     """The tap's export walk from one open range, one request at a time, its pages' cursors as (time, id)."""
-    def fetch_page(at):
-        return fetch_export_page(fetch, records_key, at, limit, key_of, send_start_id, what)
-    for page in iter_export_ranges(fetch_page, [(*cursor, None)], stop_at, key_of, min_round_trip=float("inf")):
+    def fetch_page(at, seen):
+        return fetch_export_page(fetch, records_key, at, limit, key_of, send_start_id, what, seen)
+    for page in iter_export_ranges(fetch_page, [(*cursor, None)], stop_at, min_round_trip=float("inf")):
         (range_,) = page.cursor
         yield Page(page.records, range_[:2])
 
@@ -484,18 +490,20 @@ def test_a_record_with_id_zero_is_paged_by_its_id_not_the_cursor():
 
 # -- export in time slices -----------------------------------------------------------------------------------
 
-def ranges_walk(api, ranges, limit, parallel, stop_at=FAR, delay=0.0, pages_wanted=None):
+def ranges_walk(api, ranges, limit, parallel, stop_at=FAR, delay=0.0, pages_wanted=None, key_of=CHAT_KEY,
+                records_key="chats", send_start_id=True, ceiling=None, warn=None, min_round_trip=0):
     """The pages iter_export_ranges gives over the fake API (each request taking `delay` s), up to
     `pages_wanted` of them (a killed run), and the API's keys of their records."""
     import time as clock
 
-    def fetch_page(cursor):
+    def fetch_page(cursor, seen):
         def fetch(params):
             clock.sleep(delay)
             return api(params)
-        return fetch_export_page(fetch, "chats", cursor, limit, CHAT_KEY, True, "chats")
+        return fetch_export_page(fetch, records_key, cursor, limit, key_of, send_start_id, records_key, seen, ceiling)
     pages = []
-    walk = iter_export_ranges(fetch_page, ranges, stop_at, CHAT_KEY, parallel=parallel, min_round_trip=0)
+    walk = iter_export_ranges(fetch_page, ranges, stop_at, parallel=parallel, min_round_trip=min_round_trip,
+                              warn=warn, what=records_key)
     for page in walk:
         pages.append(page)
         if pages_wanted is not None and len(pages) >= pages_wanted:
@@ -583,11 +591,11 @@ def test_sliced_export_splits_a_long_range_and_holds_few_pages():
             with lock:
                 in_flight[0] -= 1
 
-    def fetch_page(cursor):
-        return fetch_export_page(slow_api, "chats", cursor, 100, CHAT_KEY, True, "chats")
+    def fetch_page(cursor, seen):
+        return fetch_export_page(slow_api, "chats", cursor, 100, CHAT_KEY, True, "chats", seen)
     keys, widest = [], 0
     stop_at = T0 + 30000 + 300
-    for page in iter_export_ranges(fetch_page, [(T0, None, None)], stop_at, CHAT_KEY, parallel=4, min_round_trip=0):
+    for page in iter_export_ranges(fetch_page, [(T0, None, None)], stop_at, parallel=4, min_round_trip=0):
         keys += [chat_key(r) for r in page.records]
         widest = max(widest, len(page.cursor))
         page = None
@@ -608,11 +616,155 @@ def test_sliced_export_makes_one_request_when_nothing_changed():
 def test_sliced_export_raises_a_fetchers_error_in_the_writers_thread():
     calls = []
 
-    def fetch_page(cursor):
+    def fetch_page(cursor, seen):
         calls.append(cursor)
         if len(calls) > 2:
             raise UnexpectedResponseError("boom")
-        return ExportPage([chat(cursor[0] + 1, "x")], (cursor[0] + 10, "x"), False, 10)
+        return ExportPage([chat(cursor[0] + 1, "x")], [(cursor[0] + 1, "x")], (cursor[0] + 10, "x"), False, 10)
     with pytest.raises(UnexpectedResponseError, match="boom"):
-        list(iter_export_ranges(fetch_page, [(T0, None, None)], T0 + 10_000, CHAT_KEY, parallel=3,
+        list(iter_export_ranges(fetch_page, [(T0, None, None)], T0 + 10_000, parallel=3,
                                 min_round_trip=0))
+
+
+# -- pages out of order, envelopes that disagree with their records, cursors that cycle ----------------------
+
+class Envelope(ExportApi):
+    """The export with each answer changed by `change(params, body)` (an envelope that lies)."""
+
+    def __init__(self, records, change, **kwargs):
+        super().__init__(records, **kwargs)
+        self.change = change
+
+    def __call__(self, params):
+        body = super().__call__(params)
+        self.change(params, body)
+        return body
+
+
+def test_sliced_export_of_pages_out_of_time_order_loses_nothing():
+    """Each page in an order of its own: every record still comes once, however the walk was sliced (a
+    slice cut its page at the first record past its end, and lost what followed)."""
+    records = many_chats(3000, seed=4, spread=30000)
+    want = sorted(chat_key(r) for r in records)
+    warnings = []
+    pages, keys = ranges_walk(ExportApi(records, shuffle=1, most=400), [(T0, None, None)], 100, 4,
+                              stop_at=T0 + 30300, delay=0.01, warn=warnings.append)
+    assert max(len(p.cursor) for p in pages) > 1, "the range was never split"
+    assert sorted(keys) == want and len(keys) == len(set(keys))
+    assert len(warnings) == 1 and "not in time order" in warnings[0]
+    _, sequential = export(ExportApi(records, shuffle=1), limit=100)
+    assert sorted(sequential) == want
+
+
+@given(stamps=st.lists(st.tuples(st.integers(0, 400), st.text("abc012", min_size=1, max_size=3)),
+                       max_size=250, unique=True),
+       limit=st.integers(3, 30), parallel=st.integers(1, 5), inclusive=st.booleans(), end_id=st.booleans(),
+       shuffle=st.integers(0, 10 ** 6), kill_after=st.none() | st.integers(1, 30))
+def test_sliced_export_property_any_page_order_delivers_what_the_sequential_read_does(
+        stamps, limit, parallel, inclusive, end_id, shuffle, kill_after):
+    """For any order inside the pages, any split and any kill point: the sliced read, resumed from the
+    STATE of the page it was stopped after, delivers the set the sequential read does, which is every
+    record; once each, but for a resume from a cursor the API did not give (no end_id), which may repeat
+    records of its instant. Every snapshot leaves out only delivered records: no cursor passes a record
+    not yet delivered."""
+    records = [chat(T0 + s, i) for s, i in stamps]
+    want = sorted(chat_key(r) for r in records)
+
+    def api():
+        return ExportApi(records, inclusive=inclusive, end_id=end_id, shuffle=shuffle, most=5000)
+    _, sequential = export(api(), limit=limit)
+    assert sorted(sequential) == want
+    pages, got = ranges_walk(api(), [(T0, None, None)], limit, parallel, pages_wanted=kill_after)
+    if kill_after is not None and pages:
+        snapshot = pages[-1].cursor
+        assert snapshot_is_safe(snapshot, set(got), want)
+        _, rest = ranges_walk(api(), list(snapshot), limit, parallel)
+        got += rest
+    assert set(got) == set(sequential)
+    if end_id or kill_after is None:
+        assert len(got) == len(set(got))
+
+
+@given(stamps=st.lists(st.tuples(st.integers(0, 60), st.integers(1, 6)), max_size=200, unique=True),
+       limit=st.integers(8, 30), parallel=st.integers(1, 4), shuffle=st.integers(0, 10 ** 6))
+def test_sliced_export_property_an_api_given_only_the_time_any_page_order(stamps, limit, parallel, shuffle):
+    """The agent timeline's way (no start_id: the API sends the cursor's instant again, here in any order):
+    what the walk delivered of that instant is not delivered again, and nothing of it is skipped."""
+    base = T0 * 1_000_000
+    records = [interval(base + t, agent) for t, agent in stamps]
+    want = sorted(interval_key(r) for r in records)
+    options = dict(key_of=interval_key, records_key="agent_timeline", end_id=False, shuffle=shuffle, most=5000)
+    _, sequential = export(ExportApi(records, **options), cursor=(base, None), limit=limit, key_of=TIMELINE_KEY,
+                           records_key="agent_timeline", send_start_id=False)
+    assert sorted(sequential) == want
+    _, sliced = ranges_walk(ExportApi(records, **options), [(base, None, None)], limit, parallel, key_of=TIMELINE_KEY,
+                            records_key="agent_timeline", send_start_id=False)
+    assert sorted(sliced) == want
+
+
+@pytest.mark.parametrize("end_time", [T0 + 10_000 + 30 * 86400, 253402300800], ids=["30 days ahead", "year 10000"])
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_a_cursor_never_passes_the_last_record_received(end_time, parallel):
+    """Every envelope says the export ends far ahead of its records: the cursor stays at the last record
+    received, every record comes once, and the disagreement is said once."""
+    records = many_chats(2500, seed=5, spread=10_000)
+    api = Envelope(records, lambda params, body: body.update(end_time=end_time), most=50)
+    warnings = []
+    pages, keys = ranges_walk(api, [(T0, None, None)], 500, parallel, stop_at=T0 + 10_300, delay=0.005,
+                              warn=warnings.append, ceiling=T0 + 10_600)
+    want = sorted(chat_key(r) for r in records)
+    assert sorted(keys) == want and len(keys) == len(set(keys))
+    delivered = set()
+    for page in pages:  # each STATE leaves out only records delivered
+        delivered.update(chat_key(r) for r in page.records)
+        assert snapshot_is_safe(page.cursor, delivered, want)
+    assert pages[-1].cursor == (max(chat_key(r) for r in records) + (None,),)
+    assert len(warnings) == 1 and f"end_time {end_time} is past its last record" in warnings[0]
+
+
+def test_a_cursor_never_passes_the_sync_start():
+    """Records dated after the sync started (a clock's error): the cursor stops at the sync's start, so the
+    next run reads them again rather than skip what comes before that date."""
+    records = [chat(T0 + s, f"{s:04d}") for s in range(100)]
+    warnings = []
+    pages, keys = ranges_walk(ExportApi(records), [(T0, None, None)], 20, 1, stop_at=T0 + 40, ceiling=T0 + 49,
+                              warn=warnings.append, min_round_trip=float("inf"))
+    assert keys == [chat_key(r) for r in records[:60]]
+    assert pages[-1].cursor == ((T0 + 49, None, None),)
+    assert len(warnings) == 1 and "after this sync started" in warnings[0]
+
+
+def test_an_envelope_behind_its_records_repeats_nothing():
+    """end_time before the page's last record: read on from there, and what comes again is dropped."""
+    records = many_chats(2500, seed=6, spread=5000)
+    api = Envelope(records, lambda params, body: body.update(end_time=body["end_time"] - 100), most=50)
+    warnings = []
+    _, keys = ranges_walk(api, [(T0, None, None)], 1000, 1, warn=warnings.append, min_round_trip=float("inf"))
+    assert sorted(keys) == sorted(chat_key(r) for r in records) and len(keys) == len(set(keys))
+    assert len(warnings) == 1 and "before its last record" in warnings[0]
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_a_cursor_that_cycles_is_an_error_not_a_loop(parallel):
+    """A -> B -> A inside one second (where ids cannot be compared, so "never backwards" does not see it):
+    the walk stops on the page that points back, with what came before it delivered."""
+    records = [chat(T0 + 5, f"{i:05d}") for i in range(5000)]
+    a, b = (T0 + 5, "00999"), (T0 + 5, "01999")
+
+    def point_back(params, body):
+        if (params["start_time"], params.get("start_id")) == b:
+            body["end_time"], body["end_id"] = a
+    api = Envelope(records, point_back, most=10)
+    delivered = []
+    with pytest.raises(UnexpectedResponseError, match="went back to start_time=1700000005, start_id=00999.*cycles"):
+        for page in ranges_walk_pages(api, [(T0, None, None)], 1000, parallel, stop_at=T0 + 100):
+            delivered += [chat_key(r) for r in page.records]
+    assert delivered == [chat_key(r) for r in records[:2000]]
+    assert len(api.calls) <= 3 + parallel
+
+
+def ranges_walk_pages(api, ranges, limit, parallel, stop_at=FAR):
+    """iter_export_ranges over the fake API, its pages as they come (an error where it happens)."""
+    def fetch_page(cursor, seen):
+        return fetch_export_page(api, "chats", cursor, limit, CHAT_KEY, True, "chats", seen)
+    return iter_export_ranges(fetch_page, ranges, stop_at, parallel=parallel, min_round_trip=0, what="chats")
