@@ -11,6 +11,7 @@ import difflib
 import json
 import os
 import re
+import stat
 import tempfile
 import urllib.parse
 from typing import Callable
@@ -141,6 +142,33 @@ def http_url(name, value, context):
     return value.rstrip("/")
 
 
+_QUOTES = frozenset("\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb")
+
+
+def sendable_token(name, value, context):
+    """Printable ASCII without spaces, as an OAuth token or client credential is: one pasted with typographic
+    quotes or a line break would fail only at the first request (http.client cannot send it), after a STATE.
+    The message says where the odd character is, never what the value holds."""
+    for index, char in enumerate(value):
+        if not "!" <= char <= "~":
+            what = ("a typographic quote" if char in _QUOTES else "a space" if char == " " else
+                    "a line break or other control character" if char < " " or char == "\x7f" else
+                    "a character outside ASCII")
+            context.problem(f"'{name}' has {what} at character {index + 1} of {len(value)}; it can only be printable "
+                            "ASCII without spaces: copy it again, without quotes or line breaks")
+            break
+    return value
+
+
+def header_text(name, value, context):
+    """Text an HTTP header can carry (Latin-1, no control characters)."""
+    bad = next((char for char in value if not (" " <= char <= "~" or "\xa0" <= char <= "\xff")), None)
+    if bad is not None:
+        context.problem(f"'{name}' {value!r} has a character an HTTP header cannot carry ({bad!r}); use Latin-1 "
+                        "text without control characters")
+    return value
+
+
 def tap_user_agent(context):
     return f"tap-zendesk-chat/{context.version}"
 
@@ -153,7 +181,7 @@ SETTINGS = (
             "Required unless client_id and client_secret (and optionally refresh_token) are given.", secret=True,
             required_unless=("client_id", "client_secret"), example="a Chat OAuth token",
             alternative="'client_id' and 'client_secret' (and optionally 'refresh_token') are given "
-                        "so the tap can obtain one"),
+                        "so the tap can obtain one", check=sendable_token),
     Setting("subdomain", "string", None, "Your Zendesk subdomain: `acme` for acme.zendesk.com. Required unless base_url is given.",
             required_unless=("base_url",), example='e.g. "acme" for acme.zendesk.com', check=zendesk_subdomain),
     Setting("start_date", "date_iso8601", None, "Earliest data to replicate (RFC 3339 or YYYY-MM-DD). Default: one year before the run.",
@@ -161,7 +189,7 @@ SETTINGS = (
     Setting("base_url", "string", None, "API root override, e.g. https://www.zopim.com/api/v2 (legacy host) or a proxy.",
             check=http_url),
     Setting("user_agent", "string", None, "User-Agent header to send (default: tap-zendesk-chat/<version>).",
-            default_from=tap_user_agent),
+            check=header_text, default_from=tap_user_agent),
     Setting("request_timeout", "number", 60.0, "Seconds to wait for a connection or a response before retrying.",
             low=1, high=3600),
     Setting("max_requests_per_minute", "integer", 200, "Client-side request budget; keeps a healthy run free of 429s.",
@@ -180,9 +208,10 @@ SETTINGS = (
     Setting("activate_version", "boolean", True, "Write versioned records and ACTIVATE_VERSION for full-table streams, "
             "so targets can drop rows deleted upstream."),
     Setting("refresh_token", "string", None, "OAuth refresh token; with client_id/client_secret the tap renews expired access tokens.",
-            secret=True, needs=("client_id", "client_secret")),
-    Setting("client_id", "string", None, "OAuth client id of your Chat API client."),
-    Setting("client_secret", "string", None, "OAuth client secret of your Chat API client.", secret=True),
+            secret=True, needs=("client_id", "client_secret"), check=sendable_token),
+    Setting("client_id", "string", None, "OAuth client id of your Chat API client.", check=sendable_token),
+    Setting("client_secret", "string", None, "OAuth client secret of your Chat API client.", secret=True,
+            check=sendable_token),
     Setting("token_url", "string", DEFAULT_TOKEN_URL, "OAuth token endpoint.", check=http_url),
     Setting("chat_search_interval_days", "integer", None, "Older tap's setting; accepted and no longer needed.",
             legacy=_NO_LONGER_NEEDED),
@@ -191,14 +220,41 @@ SETTINGS = (
 )
 
 
+# The most the tap reads of each file the user gives: a config is a few hundred bytes, a STATE a few KB
+# (a few MB with an export's time slices), a catalog about 300 KB.
+READ_LIMITS = {"config": 1 << 20, "state": 64 << 20, "catalog": 64 << 20}
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
+               (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
 def read_json_file(path, what):
-    """Read a JSON file the user gave; any problem becomes one clear message."""
+    """Read a JSON file the user gave; any problem becomes one clear message.
+
+    Only a regular file, and at most READ_LIMITS[what] bytes of it: a FIFO would block the tap for ever
+    (opening one waits for a writer, hence O_NONBLOCK) and /dev/zero would be read until memory runs out."""
+    limit = READ_LIMITS[what]
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise ConfigError(f"The {what} file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"The {what} file {path} cannot be read: {exc.strerror or exc}.") from None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+                raise ConfigError(f"The {what} file {path} cannot be read: it is {kind}. The tap reads the {what} "
+                                  "from a regular file only; write it to one and pass that.")
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"The {what} file {path} cannot be read: {exc.strerror or exc}.") from None
+    if len(data) > limit:
+        raise ConfigError(f"The {what} file {path} is larger than {limit >> 20} MiB, the most the tap reads for a "
+                          f"{what}; it is not a {what} file the tap or its orchestrator wrote.")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"The {what} file {path} cannot be read: {exc}.") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"The {what} file {path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}).") from None
