@@ -13,7 +13,7 @@ from tap_zendesk_chat.client import Client
 from tap_zendesk_chat.errors import ConfigError, Interrupted, TapError
 from tap_zendesk_chat.config import load_config, read_json_file, save_refresh_token
 from tap_zendesk_chat.messages import MessageWriter
-from tap_zendesk_chat.report import install_redaction
+from tap_zendesk_chat.report import install_redaction, redact_tracebacks
 from tap_zendesk_chat.streams import STREAMS
 
 LOGGER = singer.get_logger()
@@ -66,6 +66,7 @@ def run(args):
     try:
         config = load_config(args.config, about.VERSION)
         install_redaction(config.secrets)
+        redact_tracebacks()
         for note in config.notes:
             LOGGER.info(note)
         if not args.discover:

@@ -4,6 +4,7 @@ synced. Requests go through the client as always (budget, Retry-After, retries, 
 import dataclasses
 
 from tap_zendesk_chat.errors import ApiError, AuthError, EndpointError, Interrupted, UnexpectedResponseError
+from tap_zendesk_chat.report import redact
 from tap_zendesk_chat.streams import STREAMS
 
 # What each result means for the user, said once under the table.
@@ -47,18 +48,23 @@ def _check(client, names):
     except AuthError as exc:
         if exc.status == 401:
             return Check(names, endpoint, "401", "token refused", False)
-        return Check(names, endpoint, "no token", str(exc)[:200], False)
+        return Check(names, endpoint, "no token", _short(exc), False)
     except EndpointError as exc:
         result = str(exc.status or "refused")
         if stream.optional:
             return Check(names, endpoint, result, f"fine: skipped during a sync ({stream.optional_why})", True)
-        meaning = {"403": "access denied", "404": "no such endpoint"}.get(result, str(exc)[:200])
+        meaning = {"403": "access denied", "404": "no such endpoint"}.get(result) or _short(exc)
         return Check(names, endpoint, result, meaning, False)
     except UnexpectedResponseError as exc:
-        return Check(names, endpoint, "unusable", f"an answer the tap cannot read: {str(exc)[:200]}", False)
+        return Check(names, endpoint, "unusable", f"an answer the tap cannot read: {_short(exc)}", False)
     except ApiError as exc:
-        return Check(names, endpoint, "unreachable", str(exc).split(";")[0][:200], False)
+        return Check(names, endpoint, "unreachable", _short(exc).split(";")[0], False)
     return Check(names, endpoint, "ok", "can be synced", True)
+
+
+def _short(exc):
+    """The error's text for the table: redacted before it is cut, so no part of a secret is left."""
+    return redact(str(exc))[:200]
 
 
 def format_table(checks):
@@ -73,4 +79,4 @@ def format_table(checks):
             lines.append(ADVICE[result])
     lines.append("Every selected stream can be synced." if not failed else
                  f"{len(failed)} stream(s) cannot be synced as configured: {', '.join(failed)}.")
-    return "\n".join(lines)
+    return redact("\n".join(lines))

@@ -1,11 +1,22 @@
 """What a person sees on stderr: stream start/end lines, progress, the closing summary, no secrets."""
 import logging
+import re
+import sys
+import threading
 import time
+import traceback
 
 import singer
 
 LOGGER = singer.get_logger()
 PROGRESS_EVERY = 5.0  # seconds between progress lines of one long stream
+
+
+# A credential by its shape, for what no list of secrets can know: a token the API echoes that was cut short
+# (error texts are truncated), one obtained by another process. "Bearer"/"Basic" and a credential's name
+# followed by = or :, then the value.
+_CREDENTIAL = re.compile(r"(?i)(\b(?:bearer|basic)\s+|\b(?:access_token|refresh_token|client_secret)[\"']?\s*[:=]\s*[\"']?)"
+                         r"[A-Za-z0-9\-._~+/]+=*")
 
 
 class RedactSecrets(logging.Filter):
@@ -15,16 +26,29 @@ class RedactSecrets(logging.Filter):
         super().__init__()
         self.secrets = tuple(s for s in secrets if s and len(s) >= 4)
 
+    def redact(self, text):
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return _CREDENTIAL.sub(r"\1***", text)
+
     def filter(self, record):
         message = record.getMessage()
-        if any(s in message for s in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 
 _REDACTORS = []
+
+
+def redact(text):
+    """`text` as every line the tap writes is: secrets and anything shaped like a credential as ***. For what
+    reaches stderr without a log record (the --test table, a traceback)."""
+    for redactor in _REDACTORS:
+        text = redactor.redact(text)
+    return _CREDENTIAL.sub(r"\1***", text)
 
 
 def add_secret(value):
@@ -47,6 +71,18 @@ def install_redaction(secrets):
         return record
 
     logging.setLogRecordFactory(redacted_record)
+
+
+def redact_tracebacks():
+    """A traceback (a bug's: the tap's own errors are one line) is printed redacted too, of any thread."""
+    sys.excepthook = _print_redacted
+    threading.excepthook = lambda hook: None if hook.exc_type is SystemExit else \
+        _print_redacted(hook.exc_type, hook.exc_value, hook.exc_traceback)
+
+
+def _print_redacted(exc_type, value, tb):
+    sys.stderr.write(redact("".join(traceback.format_exception(exc_type, value, tb))))
+    sys.stderr.flush()
 
 
 class StreamReport:

@@ -611,6 +611,10 @@ class Simulator:
                              headers={"Retry-After": str(wait)})
         if not self.api_access:
             return _json(403, NO_API_ACCESS)
+        if "echo_authorization" in self.hostile and not path.startswith("incremental/"):
+            # Hostile flag (not on the exports): a proxy or API error that echoes the request's headers.
+            return _json(400, {"error": "Bad Request", "description": "Rejected request with headers: Authorization: "
+                               + handler.headers.get("Authorization", "")})
         route = self._routes.get(path)
         chat_id = None
         if route is None and path.startswith("chats/") and path.count("/") == 1:
