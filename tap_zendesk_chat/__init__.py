@@ -10,9 +10,9 @@ import singer
 
 from tap_zendesk_chat import about, check, state
 from tap_zendesk_chat.client import Client
-from tap_zendesk_chat.errors import ConfigError, Interrupted, TapError
+from tap_zendesk_chat.errors import ConfigError, Interrupted, OutputError, TapError
 from tap_zendesk_chat.config import load_config, read_json_file, save_refresh_token
-from tap_zendesk_chat.messages import MessageWriter
+from tap_zendesk_chat.messages import MessageWriter, write_text
 from tap_zendesk_chat.report import install_redaction, redact_tracebacks
 from tap_zendesk_chat.streams import STREAMS
 
@@ -44,7 +44,11 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.about:
-        print(about.format_about(args.format))
+        try:
+            write_text(about.format_about(args.format) + "\n")
+        except OutputError as exc:
+            LOGGER.critical(str(exc))
+            sys.exit(exc.exit_code)
         return
     sys.exit(run(args))
 
@@ -87,7 +91,6 @@ def run(args):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
     client = Client(config, stop, lambda token: save_refresh_token(args.config, token))
-    writer = MessageWriter()
     try:
         if args.test:
             checks = check.check_streams(client, [s.name for s in selected])
@@ -95,18 +98,16 @@ def run(args):
             sys.stderr.flush()
             return 0 if all(c.syncable for c in checks) else 1
         if args.discover:
-            catalog = discover_catalog(client, LOGGER)
-            sys.stdout.write(json.dumps(catalog, indent=2) + "\n")
-            sys.stdout.flush()
+            write_text(json.dumps(discover_catalog(client, LOGGER), indent=2) + "\n")
             return 0
         if not selected:
             LOGGER.warning("The catalog selects no stream; nothing to do")
             return 0
-        Sync(config, client, writer, current, selected, stop).run()
+        Sync(config, client, MessageWriter(), current, selected, stop).run()
         return 0
     except Interrupted:
         return EXIT_SIGINT if received and received[0] == signal.SIGINT else EXIT_SIGTERM
-    except TapError as exc:  # the API failed for good, or input found bad only once the sync reads it
+    except TapError as exc:  # the API or stdout failed for good, or input found bad only once the sync reads it
         LOGGER.critical(str(exc))
         return exc.exit_code
     finally:

@@ -80,3 +80,8 @@ def api_message(response):
         parts = [str(body[k]) for k in ("error", "description", "message") if body.get(k)]
         return ": ".join(parts)[:300]
     return ""
+
+
+class OutputError(TapError):
+    """stdout cannot be written (the target stopped reading, the disk is full): the run stops, and nothing
+    more is written, so no STATE claims records that did not go out."""
