@@ -148,20 +148,22 @@ def _cursor_after(cursor, keys, body, send_start_id, ceiling):
 class ExportPage:
     """One answer of an export, read: its records not yet delivered and their keys (None for a record
     without a readable one), the cursor to resume from after them, whether it was the last (`count`
-    below the limit asked for) and the time a full page covered (the export's density there, in the
-    API's unit; None when unknown). `seen`: the keys at or after the cursor's instant delivered so far,
-    which the next page must not deliver again; `latest`: the latest time of its records; `in_order`:
-    their times ascend, as the API promises; `doubts`: (kind, text) where its envelope and its records
-    disagree."""
+    below the limit asked for) and that limit (the records a full page holds). `seen`: the keys at or
+    after the cursor's instant delivered so far, which the next page must not deliver again; `latest`:
+    the latest time of its records; `in_order`: their times ascend, as the API promises; `doubts`:
+    (kind, text) where its envelope and its records disagree; `seconds`: how long the answer took to come
+    (the request alone: none of the tap's work on the page, none of the time the page waits to be
+    written)."""
     records: list
     keys: list
     cursor: tuple
     last: bool
-    span: int | None = None
+    limit: int = 1
     seen: frozenset = frozenset()
     latest: int | None = None
     in_order: bool = True
     doubts: tuple = ()
+    seconds: float = 0.0
 
 
 def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_id, what, seen=None,
@@ -177,7 +179,9 @@ def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_
     params = {"start_time": cursor[0], "limit": page_size, "fields": f"{records_key}(*)"}
     if send_start_id and cursor[1] is not None:
         params["start_id"] = cursor[1]
+    asked = time.monotonic()
     body = fetch(params)
+    seconds = time.monotonic() - asked
     if not isinstance(body, dict):
         raise UnexpectedResponseError(f"{what}: expected a JSON object, the API sent {type(body).__name__}.")
     items = _require_list(body.get(records_key), what)
@@ -193,30 +197,39 @@ def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_
         raise UnexpectedResponseError(f"{what}: a full page did not move the cursor past {cursor}; "
                                       "stopping rather than read the same page forever.")
     times = [key[0] for key in kept if key is not None]
-    span = None
-    if not last_page and times and min(times) <= new_cursor[0]:  # else an envelope behind its records: unknown
-        span = new_cursor[0] - min(times)
     carried = seen if seen is not None else (() if cursor[1] is None else (cursor,))
     later = frozenset(key for part in (carried, kept, (new_cursor,)) for key in part
                       if key is not None and key[1] is not None and key[0] >= new_cursor[0])
-    return ExportPage(records, kept, new_cursor, last_page, span, later, max(times, default=None),
-                      not any(kind == "order" for kind, _ in doubts), tuple(doubts))
+    return ExportPage(records, kept, new_cursor, last_page, params["limit"], later, max(times, default=None),
+                      not any(kind == "order" for kind, _ in doubts), tuple(doubts), seconds)
 
 
-SPLIT_PAGES = 3  # pages a range must still have, by its density, to be split in two
+SPLIT_PAGES = 3  # pages a range must still have after its current second, by its density, to be split in two
 
 
 @dataclasses.dataclass(eq=False)
 class Range:
     """A stretch of an export's time line, read on its own: from `cursor`, the (time, id) after its
     last written record, up to `end` (exclusive; None: the open end, this run's stop_at and then the
-    next run's). A run reads one or more, in time order, the last one open."""
+    next run's). A run reads one or more, in time order, the last one open.
+
+    Its density is what its own pages held, over their whole history: `counted` records from the time of
+    its first record (`first`) up to its current second (`reach`), leaving out the current second (a page
+    inside one second says nothing of what follows it) and any second that held a full page by itself (a
+    bulk update or a migration, not the pace of the export). A range split off another has that one's
+    density (`prior`) until its own pages tell."""
     cursor: tuple
     end: int | None = None
     fetched: tuple = None  # the cursor after its last fetched page: ahead of `cursor` while pages wait
     seen: frozenset | None = None  # that page's ExportPage.seen (None: not fetched yet, a resumed cursor)
-    reach: int | None = None  # the latest time of a record fetched in it: a split starts after it
-    span: int | None = None  # the time a full page of it covered lately (its density), in the API's unit
+    reach: int | None = None  # the latest time of a record fetched in it: its current second
+    first: int | None = None  # the earliest time of a record fetched in it
+    counted: int = 0  # records fetched in it before `reach`, but those of seconds that held a full page
+    at_reach: int = 0  # records fetched in it at `reach`
+    prior: float | None = None  # records per unit of time of the range it was split from
+    page_size: int | None = None  # the records a full page of it holds
+    dense: bool = False  # its last page was full and all in one second
+    exhausted: bool = False  # its last page was fetched: nothing left in it to split
     claimed: bool = False  # a fetcher reads it
     done: bool = False  # every record of it is written (the open range stays listed, its cursor the bookmark)
 
@@ -225,6 +238,35 @@ class Range:
             self.fetched = self.cursor
         if self.reach is None:
             self.reach = self.cursor[0]
+
+    def count(self, page):
+        """What a fetched page tells of the range's density."""
+        self.page_size = page.limit
+        if page.last:
+            self.exhausted = True
+        times = [key[0] for key in page.keys if key is not None]
+        if not times:
+            return
+        latest, earliest = max(times), min(times)
+        self.first = earliest if self.first is None else min(self.first, earliest)
+        self.dense = not page.last and earliest == latest
+        if latest > self.reach:
+            left = self.at_reach + times.count(self.reach)  # the second it leaves, whole
+            self.counted += (left if left < page.limit else 0) + sum(
+                1 for t in times if t < latest and t != self.reach)
+            self.at_reach = times.count(latest)
+            self.reach = latest
+        else:
+            self.counted += sum(1 for t in times if t < self.reach)
+            self.at_reach += times.count(self.reach)
+
+    def rate(self):
+        """Records per unit of time after its current second, as its pages tell (None: they cannot)."""
+        if self.first is None:
+            return self.prior
+        if self.counted and self.reach > self.first:
+            return self.counted / (self.reach - self.first)
+        return None
 
 
 def ranges_snapshot(ranges):
@@ -249,9 +291,14 @@ class _RangeWalk:
 
     Fetchers (threads, or the caller's own thread while pages come fast) claim a range and fetch its
     pages in order; the writer (the caller of iter_export_ranges) takes the pages as they come and moves
-    a range's cursor only over records it is handed to write. A fetcher with nothing to claim splits the
-    range with the most pages still to fetch at the middle of what is left of it: that range now ends
-    there, the new one starts there (with no id: every record of its first second).
+    a range's cursor only over records it is handed to write. A fetcher with nothing to claim may split
+    a range in two (see _split), at most `most_splits` times in the walk, and only while the writer waits
+    for pages (`starved`): a fetcher held up by a slow writer is not idle, and a split then only adds
+    requests.
+
+    What a split costs: a range ends with the first page holding a record at or past its end (or a short
+    one), so the records of a walk cut in k + 1 ranges take at most k requests more than the same
+    records read in one: requests <= the sequential walk's + most_splits, whatever the data.
 
     Each record is written by the range its own time falls in, from a page that range fetched: a range
     drops what its pages hold before its cursor's instant (fetch_export_page) and at or past its end
@@ -260,12 +307,17 @@ class _RangeWalk:
     range still had (the API sends what follows the cursor), so it finishes the range. A page whose
     cursor goes back to a request the walk already sent is refused (a cursor that cycles)."""
 
-    def __init__(self, ranges, stop_at, warn=None, what="export"):
+    def __init__(self, ranges, stop_at, warn=None, what="export", most_splits=0, note=None, show_time=str):
         self.ranges = [Range((time, ident), end) for time, ident, end in ranges]
         self.stop_at = stop_at
         self.warn = warn
         self.what = what
+        self.most_splits = most_splits
+        self.note = note
+        self.show_time = show_time
         self.splits = 0
+        self.starved = False  # the writer waits for a page
+        self.told_dense = False
         self.asked = set()  # every cursor requested in this walk
         self.warned = set()  # the kinds of ExportPage.doubts logged
         self.lock = threading.Condition()
@@ -277,35 +329,51 @@ class _RangeWalk:
         return all(r.done for r in self.ranges)
 
     def claim(self, split):
-        """The range to read next: the first one nobody reads, else (`split`) the second half of the range
-        with the most pages still to fetch, when it has SPLIT_PAGES or more; None when there is none now.
-        (Each slice costs about one request more than its pages, its last one cut short, and requests are
-        what the API's rate limit counts; but a range left long is read page after page at the end of a
-        backfill while the other fetchers idle. On the network bench 3 gave the shortest backfills: 92%
-        of the API's ceiling at 1.5 s a page, where 4 gave 84-88%.)"""
+        """The range to read next: the first one nobody reads, else (`split`, the writer waiting for pages
+        and splits left) a new range split off another; None when there is none now."""
         for r in self.ranges:
             if not r.claimed and not r.done:
                 r.claimed = True
                 return r
-        return self._split() if split else None
+        if split and self.starved and self.splits < self.most_splits:
+            return self._split()
+        return None
+
+    def _after(self, r):
+        """The first time a split of r may start at: after its current second, never inside it."""
+        return max(r.fetched[0], r.reach) + 1
+
+    def _pages_after(self, r):
+        """The pages r holds after its current second, by its density (0 when unknown)."""
+        rate = r.rate()
+        if r.done or r.exhausted or not rate or not r.page_size:
+            return 0.0
+        return max(0, self.limit(r) - self._after(r)) * rate / r.page_size
 
     def _split(self):
+        """The second half of the range with the most pages after its current second, when that is
+        SPLIT_PAGES or more: it now ends at the middle of that time, the new range starts there (with no
+        id: every record of its first second). (Each split costs at most one request, its range's last
+        page cut short, and requests are what the API's rate limit counts; but a range left long is read
+        page after page at the end of a backfill while the other fetchers idle.) When none qualifies
+        because records fill whole pages inside one second, that is said once: they are read one page
+        after another."""
         best, most = None, float(SPLIT_PAGES)
         for r in self.ranges:
-            start = max(r.fetched[0], r.reach)
-            if r.done or r.span is None or start >= self.limit(r):
-                continue
-            pages = (self.limit(r) - start) / max(r.span, 1)
+            pages = self._pages_after(r)
             if pages >= most:
                 best, most = r, pages
         if best is None:
+            dense = next((r for r in self.ranges if r.dense and r.claimed and not r.done and not r.exhausted), None)
+            if dense is not None and self.note and not self.told_dense:
+                self.told_dense = True
+                self.note(f"{dense.at_reach} records so far share the second {self.show_time(dense.reach)}: a time "
+                          "slice never splits a second, so they are read one page after another (said once)")
             return None
-        start = max(best.fetched[0], best.reach)
-        middle = start + (self.limit(best) - start) // 2
-        if middle <= start:
-            return None
+        after = self._after(best)
+        middle = after + (self.limit(best) - after) // 2
         self.splits += 1
-        second = Range((middle, None), best.end, span=best.span, claimed=True)
+        second = Range((middle, None), best.end, prior=best.rate(), page_size=best.page_size, claimed=True)
         best.end = middle
         self.ranges.insert(self.ranges.index(best) + 1, second)
         return second
@@ -313,6 +381,13 @@ class _RangeWalk:
     def busy(self):
         """Whether some range is still being fetched (it may become worth splitting)."""
         return any(r.claimed and not r.done for r in self.ranges)
+
+    def waiting(self, starved):
+        """The writer starts (True) or stops waiting for a page; an idle fetcher may now split."""
+        with self.lock:
+            self.starved = starved
+            if starved:
+                self.lock.notify_all()
 
     def next_request(self, r):
         """Where to fetch r from, as (cursor, seen) for fetch_page, or None: r needs no more requests."""
@@ -333,12 +408,7 @@ class _RangeWalk:
                                               "already asked for (a cursor that cycles); stopping rather than read "
                                               "the same pages again and again.")
             r.fetched, r.seen = page.cursor, page.seen
-            if page.latest is not None:
-                r.reach = max(r.reach, page.latest)
-            if page.last:
-                r.span = None  # nothing more to fetch in it: nothing to split
-            elif page.span is not None:
-                r.span = page.span
+            r.count(page)
             self.lock.notify_all()  # an idle fetcher may now split it
 
     def take(self, r, page):
@@ -380,42 +450,47 @@ class _RangeWalk:
 
 
 def iter_export_ranges(fetch_page, ranges, stop_at, parallel=1, min_round_trip=0.2, note=None, warn=None,
-                       what="export"):
+                       what="export", show_time=str):
     """An export walk over `ranges` ((time, id, end) each, in time order, the last one open: see Range),
     as Pages whose cursor is the snapshot of the ranges once the page is written; `fetch_page(cursor,
     seen)` reads one page (fetch_export_page's ExportPage).
 
-    While pages come fast (under `min_round_trip` seconds: a local server, a benchmark) the walk reads
-    one page at a time in the caller's thread. Once one is slow (a real network), `parallel` fetchers
-    read ahead while the caller writes: with 1, the next page of the walk; with more, the walk splits
-    into time slices read at once (see _RangeWalk), so the round trips overlap and the request budget,
-    not the latency, sets the pace. At most `parallel` + 1 pages are held, however many slices there
-    are. The pages of a slice come in order; the slices' pages interleave, and each STATE keeps every
-    range's cursor, so a resume repeats at most the page written before it. `note(text)` is told when
-    the walk starts reading ahead and, at its end, into how many slices it split; `warn(text)` once per
-    kind of disagreement between the API's envelopes and its records (ExportPage.doubts)."""
-    walk = _RangeWalk(ranges, stop_at, warn, what)
+    While answers come fast (under `min_round_trip` seconds, ExportPage.seconds: the request alone, not the
+    time a page waits to be written; a local server, a benchmark) the walk reads one page at a time in the
+    caller's thread. Once one is slow (a real network), `parallel` fetchers read ahead while the caller
+    writes: with 1, the next page of the walk; with more, the walk splits into time slices read at once
+    (see _RangeWalk), so the round trips overlap and the request budget, not the latency, sets the pace;
+    at most `parallel` splits, so at most `parallel` requests more than one page after another. At most
+    `parallel` + 1 pages are held, however many slices there are. The pages of a slice come in order; the
+    slices' pages interleave, and each STATE keeps every range's cursor, so a resume repeats at most the
+    page written before it. `note(text)` is told when the walk starts reading ahead, when records too
+    dense to split are read one page after another, and at its end into how many slices it split (times
+    shown with `show_time`); `warn(text)` once per kind of disagreement between the API's envelopes and
+    its records (ExportPage.doubts)."""
+    walk = _RangeWalk(ranges, stop_at, warn, what, most_splits=parallel if parallel > 1 else 0, note=note,
+                      show_time=show_time)
     # In the caller's thread while pages come fast.
     while True:
         r = walk.claim(split=False)
         if r is None:
             return
-        more, slow = True, False
+        more, slow, wrote = True, False, 0.0
         while more and not slow:
             at = walk.next_request(r)
             if at is None:
                 more = False
                 break
-            started = time.monotonic()
             page = fetch_page(*at)
-            took = time.monotonic() - started
+            took = page.seconds
             slow = took >= min_round_trip
             walk.fetched(r, page)
             more = not page.last
             taken = walk.take(r, page)
             page = None
             if taken is not None:
+                handed = time.monotonic()
                 yield Page(*taken)
+                wrote = time.monotonic() - handed  # the caller's time on it: never counted as the network's
                 taken = None
             more = more and not r.done
         if more:  # slow: fetchers take it from here
@@ -427,7 +502,7 @@ def iter_export_ranges(fetch_page, ranges, stop_at, parallel=1, min_round_trip=0
         snapshot = walk.finish(r)
         if snapshot is not None:
             yield Page([], snapshot)
-    yield from _iter_fetched(walk, fetch_page, parallel)
+    yield from _iter_fetched(walk, fetch_page, parallel, wrote < took)
     if note and walk.splits:
         note(f"read in {walk.splits + 1} time slices")
 
@@ -447,7 +522,10 @@ def _map_big_buffers():
         pass
 
 
-def _iter_fetched(walk, fetch_page, parallel):
+def _iter_fetched(walk, fetch_page, parallel, starved):
+    """The fetchers' pages, written by the caller. `starved`: the caller wrote the last page faster than it
+    came, so its wait for the first page here is one more fetcher could shorten; after that, each time it
+    has to wait for a page is."""
     _map_big_buffers()
     handoff = queue.Queue()  # (range, ExportPage) | (range, None): it needs no more requests | (None, error)
     slots = threading.Semaphore(parallel + 1)  # pages held: fetching, waiting, or being written
@@ -491,7 +569,14 @@ def _iter_fetched(walk, fetch_page, parallel):
         thread.start()
     try:
         while not walk.finished():
-            r, item = handoff.get()
+            try:
+                r, item = handoff.get_nowait()
+            except queue.Empty:
+                walk.waiting(starved)
+                try:
+                    r, item = handoff.get()
+                finally:
+                    walk.waiting(False)
             if r is None:
                 raise item
             if item is None:
@@ -504,6 +589,7 @@ def _iter_fetched(walk, fetch_page, parallel):
             if taken is not None:
                 yield Page(*taken)
                 taken = None
+                starved = True
             slots.release()
     finally:
         # A fetcher stops at its next step; one waiting for an answer (or a retry) ends when it comes.

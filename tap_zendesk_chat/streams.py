@@ -207,6 +207,7 @@ class IncrementalExportStream(Stream):
 
     def iter_pages(self, client, config, resume):
         slices, stop_at, ceiling = resume
+        unit = self.time_unit
         page_size = pagination.PageSize(EXPORT_LIMIT)
 
         def fetch_page(cursor, seen):
@@ -216,7 +217,7 @@ class IncrementalExportStream(Stream):
         return pagination.iter_export_ranges(fetch_page, slices, stop_at, config.max_parallel_requests,
                                              note=lambda text: LOGGER.info("%s: %s", self.name, text),
                                              warn=lambda text: LOGGER.warning("%s: %s", self.name, text),
-                                             what=self.name)
+                                             what=self.name, show_time=lambda t: format_datetime(from_epoch(t, unit)))
 
     def save_page(self, state, progress, page):
         """A STATE is due when the slices moved: after records, or a slice that finished."""

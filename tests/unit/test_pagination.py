@@ -620,7 +620,7 @@ def test_sliced_export_raises_a_fetchers_error_in_the_writers_thread():
         calls.append(cursor)
         if len(calls) > 2:
             raise UnexpectedResponseError("boom")
-        return ExportPage([chat(cursor[0] + 1, "x")], [(cursor[0] + 1, "x")], (cursor[0] + 10, "x"), False, 10)
+        return ExportPage([chat(cursor[0] + 1, "x")], [(cursor[0] + 1, "x")], (cursor[0] + 10, "x"), False, 1)
     with pytest.raises(UnexpectedResponseError, match="boom"):
         list(iter_export_ranges(fetch_page, [(T0, None, None)], T0 + 10_000, parallel=3,
                                 min_round_trip=0))
