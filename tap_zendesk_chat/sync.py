@@ -5,6 +5,7 @@ import contextlib
 import copy
 import dataclasses
 import gc
+import time
 
 import singer
 
@@ -41,6 +42,8 @@ class Sync:
         self.reports = []
         self.now = utcnow()
         self._written = copy.deepcopy(state)
+        self._started = time.monotonic()
+        self.blocked = 0.0  # seconds spent writing to stdout: waiting for the target to read, when its pipe is full
 
     def run(self):
         # Records are trees without cycles, freed by reference counting: the cyclic collector only costs
@@ -63,7 +66,7 @@ class Sync:
         except Interrupted:
             self.writer.discard()  # records of an unfinished page: no STATE covers them
             self._restore_written()
-            self.writer.write_state(self.state)
+            self._flush_state()
             self._close_reports("stopped")
             raise
         except Exception:
@@ -72,12 +75,30 @@ class Sync:
             raise
         finally:
             log_summary(self.reports)
+            self._log_blocked()
         if failed:
             raise StreamsFailedError(failed)
 
     def _write_state(self):
-        self.writer.write_state(self.state)
+        self._flush_state()
         self._written = copy.deepcopy(self.state)
+
+    def _flush_state(self):
+        """The STATE, and the records before it, to stdout: the only writes to it, so the time they take is
+        the time the target kept the tap waiting."""
+        started = time.monotonic()
+        try:
+            self.writer.write_state(self.state)
+        finally:
+            self.blocked += time.monotonic() - started
+
+    def _log_blocked(self):
+        """The summary's last line: how long stdout held the tap up; when it was most of the run, the target
+        set the pace (a faster API or more requests at once would not have made the run shorter)."""
+        run = time.monotonic() - self._started
+        pace = "; the target, not the API, set the pace" if self.blocked >= run / 2 and run >= 1 else ""
+        LOGGER.info("  blocked on stdout: %.1f s of %.1f s (waiting for the target to read)%s", self.blocked, run,
+                    pace)
 
     def _restore_written(self):
         """Bookmarks as the last STATE written says: what a page in flight changed is not covered."""

@@ -23,6 +23,11 @@ def parse_args(argv):
     parser.add_argument("--visitor-bans", type=int, default=80)
     parser.add_argument("--timeline-entries", type=int, default=400)
     parser.add_argument("--same-second-chats", type=int, default=0)
+    parser.add_argument("--busy-day-chats", type=int, default=0,
+                        help="extra chats in the one day around the middle of the span (the same second's among them)")
+    parser.add_argument("--span-days", type=int, default=30, help="days the chats are spread over")
+    parser.add_argument("--end", default=None,
+                        help="the time the data end (ISO-8601 or epoch seconds; default: a day ago)")
     parser.add_argument("--same-second-order", choices=SAME_SECOND_ORDERS, default="id",
                         help="order of chats sharing an update second in the export (and of timeline entries "
                              "sharing a microsecond): id (ascending ids, the default), reversed, scrambled")
@@ -67,6 +72,8 @@ def main(argv=None):
     dataset = Dataset.generate(seed=args.seed, chats=args.chats, offline_msgs=args.offline_msgs, agents=args.agents,
                                ip_bans=args.ip_bans, visitor_bans=args.visitor_bans,
                                timeline_entries=args.timeline_entries, same_second_chats=args.same_second_chats,
+                               busy_day_chats=args.busy_day_chats, span_days=args.span_days,
+                               end=int(args.end) if args.end and args.end.isdigit() else args.end,
                                same_second_order=args.same_second_order,
                                same_microsecond_entries=args.same_microsecond_entries, real_shapes=args.real_shapes,
                                conversions=args.conversions, department_events=args.department_events,

@@ -651,6 +651,7 @@ class Dataset:
         self.end = 0
         self.span_days = 0
         self.same_second = None
+        self.busy_day = None
         self.agents = []
         self.bans = {"ip_address": [], "visitor": []}
         self.departments = []
@@ -695,7 +696,7 @@ class Dataset:
                  departments=6, goals=3, roles=4, skills=6, shortcuts=12, triggers=8, timeline_entries=400,
                  history_events=20, end=None, span_days=30, same_second_chats=0, same_second_order="id",
                  same_microsecond_entries=0, real_shapes=False, conversions=120, department_events=80,
-                 agent_events=150, same_second_events=0):
+                 agent_events=150, same_second_events=0, busy_day_chats=0):
         """A deterministic account: the same arguments give the same bytes.
 
         same_second_order: the order the export serves chats that share an update second in.
@@ -721,6 +722,9 @@ class Dataset:
           with the one before; same_second_order orders a second's records as it orders chats.
         same_second_events: extra records of each of the three exports that all fall in one second,
           `ds.same_second_events` (to page through a second holding more than a page).
+        busy_day_chats: extra chats in the one day around the middle of the span (`ds.busy_day`, its first
+          second), the same_second_chats' second among them: a busy day in a quiet span (with few `chats`),
+          or one busy day and empty months (with none).
         """
         if same_second_order not in SAME_SECOND_ORDERS:
             raise ValueError(f"same_second_order must be one of {SAME_SECOND_ORDERS}, not {same_second_order!r}")
@@ -760,9 +764,9 @@ class Dataset:
             "auto_accept": {"enabled": False},
         }
         ds._generate_bans(r, ip_bans, visitor_bans, start)
-        templates = min(TEMPLATE_COUNT, max(32, (chats + same_second_chats) // 4))
+        templates = min(TEMPLATE_COUNT, max(32, (chats + same_second_chats + busy_day_chats) // 4))
         ds._factory = _ChatFactory(st, ds.agents, ds.departments, history_events, templates)
-        ds._generate_chats(r, chats, offline_msgs, start, same_second_chats)
+        ds._generate_chats(r, chats, offline_msgs, start, same_second_chats, busy_day_chats)
         ds._generate_timeline(r, timeline_entries, start)
         if same_microsecond_entries:
             ds._generate_same_microsecond(same_microsecond_entries, start)
@@ -958,7 +962,7 @@ class Dataset:
         self.bans[kind].append(ban)
         return ban
 
-    def _generate_chats(self, r, n_chats, n_offline, start, same_second):
+    def _generate_chats(self, r, n_chats, n_offline, start, same_second, busy_day=0):
         total = n_chats + n_offline
         kinds = [False] * n_chats + [True] * n_offline
         r.shuffle(kinds)
@@ -968,6 +972,10 @@ class Dataset:
             self.same_second = start + span // 2
             stamps += [self.same_second] * same_second
             kinds += [False] * same_second
+        if busy_day:
+            self.busy_day = start + span // 2 - 43200
+            stamps += sorted(self.busy_day + r.randrange(86400) for _ in range(busy_day))
+            kinds += [False] * busy_day
         entries = []
         factory = self._factory
         for ts, offline in zip(stamps, kinds):
