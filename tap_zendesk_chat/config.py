@@ -21,6 +21,9 @@ from tap_zendesk_chat.dates import format_datetime, parse_datetime, utcnow
 
 DEFAULT_TOKEN_URL = "https://www.zopim.com/oauth2/token"
 # The Python type of a value of each kind, once parsed (Config's field types).
+# RFC 3339 (a space for the T, as it allows; seconds and the zone optional, a missing zone taken as UTC),
+# or a plain date: nothing a reader could take for another day.
+RFC3339_OR_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?)?")
 KINDS = {"string": str, "integer": int, "number": float, "boolean": bool, "date_iso8601": dt.datetime}
 # Keys that orchestrators add to a tap's config on their own.
 PLATFORM_KEYS = frozenset({"tap_id", "frequency_in_minutes", "auth_type", "anchor_time"})
@@ -313,10 +316,14 @@ def _coerce(setting, value, problems):
         if not value or kind == "string":
             return value or None
         try:
+            if not RFC3339_OR_DATE.fullmatch(value):
+                raise ValueError(value)
             return parse_datetime(value)
         except ValueError:
-            problems.append(f"'{name}' {value!r} is not a date; use RFC 3339 (2024-01-31T00:00:00Z) "
-                            "or a plain date (2024-01-31)")
+            problems.append(f"'{name}' {value!r} is not a date in an accepted form: RFC 3339 "
+                            "(2024-01-31T00:00:00Z, 2024-01-31T09:30:00+02:00) or a plain date (2024-01-31). "
+                            "Other forms (01/02/2024, 20240101, 2024, 1 Jan 2024) are refused: some read "
+                            "one way or the other, day first or month first")
     elif value == "":
         return None
     elif kind == "integer":

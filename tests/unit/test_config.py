@@ -287,3 +287,22 @@ def test_a_start_date_before_1970_is_refused():
     with pytest.raises(ConfigError, match="before 1970"):
         parse_config({"access_token": "t", "subdomain": "acme", "start_date": "1960-01-01"})
     assert parse_config({"access_token": "t", "subdomain": "acme", "start_date": "1970-01-01"}).start_date.year == 1970
+
+
+@pytest.mark.parametrize("value", ["01/02/2025", "2025", "20250101", "1 Jan 2025", "2025-01", "2025/01/02",
+                                   "Jan 2, 2025", "2025-01-02T10", "2025-W01-1", "2025-002"])
+def test_an_ambiguous_or_unusual_start_date_is_refused_with_the_accepted_forms(value):
+    message = problems_of({**BASE, "start_date": value})
+    assert f"'start_date' {value!r} is not a date in an accepted form" in message
+    assert "2024-01-31T00:00:00Z" in message and "(2024-01-31)" in message
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2024-01-31", dt.datetime(2024, 1, 31, tzinfo=UTC)),
+    ("2024-01-31T10:20:30Z", dt.datetime(2024, 1, 31, 10, 20, 30, tzinfo=UTC)),
+    ("2024-01-31 10:20:30z", dt.datetime(2024, 1, 31, 10, 20, 30, tzinfo=UTC)),
+    ("2024-01-31T10:20", dt.datetime(2024, 1, 31, 10, 20, tzinfo=UTC)),
+    ("2024-01-31T10:20:30.123456789+02:00", dt.datetime(2024, 1, 31, 8, 20, 30, 123456, tzinfo=UTC)),
+])
+def test_rfc3339_and_plain_dates_are_accepted(value, expected):
+    assert parse(start_date=value).start_date == expected
