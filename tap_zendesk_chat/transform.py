@@ -26,6 +26,7 @@ import msgspec
 import singer
 
 from tap_zendesk_chat import fastjson
+from tap_zendesk_chat.fastjson import TooDeep
 from tap_zendesk_chat.dates import CANONICAL_FAST, all_canonical, normalize_datetime
 
 LOGGER = singer.get_logger()
@@ -67,6 +68,8 @@ class Node:
 
     @property
     def declared(self):
+        if self.types is None:
+            return "any type"
         return " or ".join(t for t in _JSON_TYPES if t in self.types and t != "null") + \
             (" (date-time)" if self.date else "")
 
@@ -111,6 +114,8 @@ class Unfit:
 
 def _seen(value, node):
     """What kind of value the API sent where `node` did not accept it, in words."""
+    if value.__class__ is TooDeep:
+        return f"value nested more than {fastjson.MAX_DEPTH} levels deep"
     if value.__class__ is str and node.date:
         return "string that is not a date-time"
     if value.__class__ is float and not math.isfinite(value):
@@ -125,9 +130,12 @@ def _a(word):
 
 
 def _unfit_value(value):
-    """The value kept in UNEXPECTED_FIELD: as sent, except what JSON cannot hold (NaN, infinity)."""
+    """The value kept in UNEXPECTED_FIELD: as sent, except what JSON cannot hold (NaN, infinity) and what
+    no target could read back (a value nested too deeply: its JSON text)."""
     if value.__class__ is float and not math.isfinite(value):
         return str(value)
+    if value.__class__ is TooDeep:
+        return value.text
     return value
 
 
@@ -149,6 +157,14 @@ def _recover_key(key, unfit):
             del unfit.found[index]
         return converted
     return None
+
+
+def _encodable(value):
+    try:
+        fastjson.dumps(value)
+    except fastjson.TooDeepError:
+        return False
+    return True
 
 
 def conform_properties(value, properties, unfit):
@@ -413,6 +429,7 @@ class RecordPlan:
         self._fields = [(key, attr, scope[f"raw_fine_{attr}" if kind is Raw else f"fine_{attr}"],
                          scope[f"raw_fine_{attr}"]) for (key, attr, _), (_, kind, _) in zip(fields, struct_fields)]
         self._conform_of = dict(self._conform)
+        self._node_of = dict(self._nodes)
 
     def describe(self):
         """The plan for people: what the probe reads and the Python generated from the schema."""
@@ -444,6 +461,9 @@ class RecordPlan:
                     probed = probe(record)
                 except validation_error:
                     encoded = self._patch(record)
+                except RecursionError:  # nested deeper than msgspec goes: decoded without that limit
+                    self.rewritten += 1
+                    encoded = self._encode_dict(fastjson.loads_record(bytes(record)))
                 else:
                     bad = failing(probed)
                     if bad is None:  # some date to normalise: find its field
@@ -463,6 +483,8 @@ class RecordPlan:
             top = _decode_top(raw)
         except msgspec.ValidationError:  # not an object
             return self._withhold("is not a JSON object", bytes(raw))
+        except RecursionError:  # nested deeper than msgspec goes: decoded without that limit
+            return self._encode_dict(fastjson.loads_record(bytes(raw)))
         for key in self.deselected:
             top.pop(key, None)
         if bad is None:
@@ -490,17 +512,26 @@ class RecordPlan:
                 top[key] = recovered
         if unfit is not None and unfit.found:
             self._keep_unexpected(top, unfit)
-        return _encode(top)
+        try:
+            return _encode(top)
+        except RecursionError:  # a value deeper than msgspec writes
+            return self._encode_too_deep(top)
 
     def _encode_dict(self, record):
         if record.__class__ is not dict:
-            return self._withhold("is not a JSON object", fastjson.dumps(record))
+            return self._withhold("is not a JSON object", fastjson.dumps_text(record))
+        # A value too deep to decode (fastjson cut it out at its top-level field) is quarantined whole.
+        too_deep = [key for key, value in record.items() if value.__class__ is TooDeep]
+        too_deep = {key: record.pop(key) for key in too_deep if key not in self.deselected}
         if self.fix_record is not None:
             self.fix_record(record)
         for field in self.deselected:
             record.pop(field, None)
         unfit = Unfit()
         conform_properties(record, self._conform_fast, unfit)
+        for key, value in too_deep.items():
+            record[key] = None
+            unfit.found.append((key, value, self._node_of.get(key) or Node(None, pattern=key)))
         for key in self.key_properties:
             if record.get(key) is None:
                 recovered = _recover_key(key, unfit)
@@ -508,8 +539,31 @@ class RecordPlan:
                     sent = next((value for path, value, _ in unfit.found if path == key), None)
                     if sent is not None:
                         record[key] = sent  # the example shows what the API sent
-                    return self._withhold(self._why_no_key(key, unfit), fastjson.dumps(record))
+                    return self._withhold(self._why_no_key(key, unfit), fastjson.dumps_text(record))
                 record[key] = recovered
+        if unfit.found:
+            self._keep_unexpected(record, unfit)
+        try:
+            return fastjson.dumps(record)
+        except fastjson.TooDeepError:
+            return self._encode_too_deep(record)
+
+    def _encode_too_deep(self, record):
+        """A record holding a value the encoders cannot write for its depth (orjson reads 1,024 levels, the
+        encoders stop near Python's recursion limit): each such top-level field goes out as null, its JSON text
+        kept, and such a value already in UNEXPECTED_FIELD is replaced by its JSON text."""
+        unfit = Unfit()
+        kept = record.get(UNEXPECTED_FIELD)
+        for key, value in record.items():
+            if key == UNEXPECTED_FIELD and kept.__class__ is dict:
+                for path, inner in kept.items():
+                    if not _encodable(inner):
+                        kept[path] = fastjson.dumps_text(inner).decode()
+            elif not _encodable(value):
+                unfit.found.append((key, TooDeep(fastjson.dumps_text(value).decode()),
+                                    self._node_of.get(key) or Node(None, pattern=key)))
+        for key, _, _ in unfit.found:
+            record[key] = None
         if unfit.found:
             self._keep_unexpected(record, unfit)
         return fastjson.dumps(record)
@@ -531,7 +585,7 @@ class RecordPlan:
                     f"dropped ({UNEXPECTED_FIELD} is not in the catalog's selection)"
                 LOGGER.warning("%s: %s is declared %s but the API sent %s %s (e.g. %s); such values go out as "
                                "null, %s", self.name, node.pattern, node.declared, _a(seen), seen,
-                               fastjson.dumps(_unfit_value(value)).decode()[:80], where)
+                               fastjson.dumps_text(_unfit_value(value)).decode()[:80], where)
             self.unfit[key] += 1
         if self.keep_unexpected:
             kept = record.get(UNEXPECTED_FIELD)
