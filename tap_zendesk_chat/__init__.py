@@ -75,7 +75,7 @@ def run(args):
             LOGGER.info(note)
         if not args.discover:
             catalog_path = args.catalog or args.properties
-            selected = load_catalog(catalog_path) if catalog_path else select_all()
+            selected = load_catalog(catalog_path, config) if catalog_path else select_all(config)
         if args.test:
             # A check answers quickly: a host that does not answer is reported, not retried for minutes.
             config = dataclasses.replace(config, max_retries=min(config.max_retries, 2))

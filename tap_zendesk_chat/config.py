@@ -208,6 +208,10 @@ SETTINGS = (
             low=0, high=100),
     Setting("max_retry_wait", "number", 300.0, "Longest wait before one retry, in seconds; a longer Retry-After is capped to it.",
             low=0, high=86400),
+    Setting("stitch_table_names", "boolean", False, "Name the streams as Stitch's Zendesk Chat integration names "
+            "its tables (zopim_chats, zopim_agents, zopim_triggers, …: every stream gets the prefix zopim_) and key "
+            "zopim_triggers by name, as it does. Bookmarks keep the streams' own names, so turning it on needs no "
+            "new backfill."),
     Setting("activate_version", "boolean", True, "Write versioned records and ACTIVATE_VERSION for full-table streams, "
             "so targets can drop rows deleted upstream."),
     Setting("refresh_token", "string", None, "OAuth refresh token; with client_id/client_secret the tap renews expired access tokens.",

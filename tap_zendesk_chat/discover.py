@@ -12,16 +12,37 @@ from tap_zendesk_chat.streams import STREAMS
 LOGGER = singer.get_logger()
 
 
-def build_catalog(streams=None):
+@dataclasses.dataclass(frozen=True)
+class Naming:
+    """What a run calls its streams and their keys in the messages it writes and the catalog it prints:
+    their own names, or (stitch_table_names) the tables of Stitch's Zendesk Chat integration, zopim_<name>,
+    with zopim_triggers keyed by name. State bookmarks always use the streams' own names."""
+    stitch: bool = False
+
+    @classmethod
+    def of(cls, config):
+        return cls(bool(config is not None and config.stitch_table_names))
+
+    def table(self, name):
+        return f"zopim_{name}" if self.stitch else name
+
+    def keys(self, name):
+        if self.stitch and name == "triggers":
+            return ("name",)  # Stitch's key; a trigger recorded without an id still has one
+        return tuple(STREAMS[name].key_properties)
+
+
+def build_catalog(streams=None, naming=Naming()):
     entries = []
     for name, stream in (streams or STREAMS).items():
         schema = load_schema(name)
+        keys = naming.keys(name)
         entry = {
             "tap_stream_id": name,
-            "stream": name,
-            "key_properties": list(stream.key_properties),
+            "stream": naming.table(name),
+            "key_properties": list(keys),
             "schema": schema,
-            "metadata": get_metadata(stream, schema),
+            "metadata": get_metadata(stream, schema, keys),
         }
         if stream.replication_key:
             entry["replication_key"] = stream.replication_key
@@ -52,7 +73,7 @@ def discover_catalog(client, logger):
             probe.check(client)
         except UnexpectedResponseError as exc:  # the token works; what the answer lacks is for a sync to say
             logger.warning("%s: its answer could not be read: %s", probe.name, exc)
-    return build_catalog(streams)
+    return build_catalog(streams, Naming.of(client.config))
 
 
 @dataclasses.dataclass
@@ -61,10 +82,17 @@ class SelectedStream:
     schema: dict  # the SCHEMA to emit: only selected top-level fields
     deselected: tuple  # top-level fields to drop from records
     replication_method: str
+    table: str = None  # the name its messages carry (Naming.table); its own name when None
+    key_properties: tuple = None  # its keys as the run names them (Naming.keys); its own when None
+
+    def __post_init__(self):
+        self.table = self.table or self.name
+        if self.key_properties is None:
+            self.key_properties = tuple(STREAMS[self.name].key_properties)
 
 
-def load_catalog(path):
-    selected = parse_catalog(read_json_file(path, "catalog"), LOGGER.info)
+def load_catalog(path, config=None):
+    selected = parse_catalog(read_json_file(path, "catalog"), LOGGER.info, Naming.of(config))
     LOGGER.info("Streams to sync (%d): %s", len(selected), ", ".join(s.name for s in selected) or "none")
     return selected
 
@@ -81,7 +109,7 @@ def _explicit_selection(entry):
     return schema.get("selected") if isinstance(schema, dict) else None
 
 
-def parse_catalog(raw, log=None):
+def parse_catalog(raw, log=None, naming=Naming()):
     """The selected streams of a catalog, in the tap's own stream order; every problem is a CatalogError.
 
     As the classic tap reads a catalog: once any stream is marked `selected: true`, only the streams so
@@ -99,6 +127,8 @@ def parse_catalog(raw, log=None):
         if not isinstance(entry, dict):
             raise CatalogError(f"The catalog's stream #{position + 1} is not an object.")
         name = entry.get("tap_stream_id") or entry.get("stream")
+        if isinstance(name, str) and name not in STREAMS and name.removeprefix("zopim_") in STREAMS:
+            name = name.removeprefix("zopim_")  # a catalog naming streams as Stitch's tables
         if not isinstance(name, str) or name not in STREAMS:
             known = ", ".join(STREAMS)
             raise CatalogError(f"The catalog names a stream {name!r} that this tap does not have (streams: {known}).")
@@ -130,15 +160,17 @@ def parse_catalog(raw, log=None):
         # would be nulled and lost. Added unless the catalog deselects it.
         schema = with_unexpected_field(schema)
         properties = schema.get("properties", {})
-        deselected = tuple(f for f in properties if not _field_selected(mdata.get(("properties", f), {}), f, stream))
+        keys = naming.keys(name)
+        deselected = tuple(f for f in properties
+                           if not _field_selected(mdata.get(("properties", f), {}), f, keys, stream.replication_key))
         emitted = dict(schema, properties={f: s for f, s in properties.items() if f not in deselected})
         emitted.pop("selected", None)
-        chosen[name] = SelectedStream(name, emitted, deselected, method)
+        chosen[name] = SelectedStream(name, emitted, deselected, method, naming.table(name), keys)
     return [chosen[name] for name in STREAMS if name in chosen]
 
 
-def _field_selected(field_metadata, field, stream):
-    if field in stream.key_properties or field == stream.replication_key:
+def _field_selected(field_metadata, field, keys, replication_key):
+    if field in keys or field == replication_key:
         return True
     inclusion = field_metadata.get("inclusion")
     if inclusion == "automatic":
@@ -148,8 +180,9 @@ def _field_selected(field_metadata, field, stream):
     return bool(field_metadata.get("selected", field_metadata.get("selected-by-default", True)))
 
 
-def select_all():
+def select_all(config=None):
     """With no catalog: every stream, every field, as discovery describes them."""
-    selected = parse_catalog(build_catalog())
+    naming = Naming.of(config)
+    selected = parse_catalog(build_catalog(naming=naming), naming=naming)
     LOGGER.info("No catalog given: every stream is synced (%d)", len(selected))
     return selected

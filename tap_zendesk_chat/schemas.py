@@ -40,11 +40,13 @@ def _inline(node, seen):
     return node
 
 
-def get_metadata(stream, schema):
-    """Standard Singer metadata: keys and replication keys are automatic, every other field available."""
-    automatic = set(stream.key_properties) | ({stream.replication_key} if stream.replication_key else set())
+def get_metadata(stream, schema, key_properties=None):
+    """Standard Singer metadata: keys and replication keys are automatic, every other field available.
+    `key_properties`: the stream's keys as the run names them, when not its own (stitch_table_names)."""
+    keys = stream.key_properties if key_properties is None else key_properties
+    automatic = set(keys) | ({stream.replication_key} if stream.replication_key else set())
     root = {
-        "table-key-properties": list(stream.key_properties),
+        "table-key-properties": list(keys),
         "inclusion": "available",
         "selected-by-default": True,
     }

@@ -27,6 +27,7 @@ class _Member:
     progress: object  # streams.Progress
     report: StreamReport
     plan: RecordPlan
+    table: str  # the name its messages carry
 
 
 class Sync:
@@ -142,7 +143,7 @@ class Sync:
     def _begin(self, selected, counts_requests):
         stream = STREAMS[selected.name]
         progress = stream.begin(self.state, self.config, selected.replication_method, self.now)
-        self.writer.write_schema(selected.name, selected.schema, stream.key_properties,
+        self.writer.write_schema(selected.table, selected.schema, selected.key_properties,
                                  [stream.replication_key] if stream.replication_key else None)
         report = StreamReport(selected.name, self.client, counts_requests)
         self.reports.append(report)
@@ -150,8 +151,8 @@ class Sync:
         for note in progress.notes:
             LOGGER.info(note)
         plan = RecordPlan(selected.schema, selected.deselected, stream.fix_record, stream.fix_fields,
-                          stream.key_properties, selected.name)
-        return _Member(selected.name, stream, progress, report, plan)
+                          selected.key_properties, selected.name)
+        return _Member(selected.name, stream, progress, report, plan, selected.table)
 
     def _finish(self, plan, report, note=""):
         for (pattern, declared, seen), count in sorted(plan.unfit.items()):
@@ -175,7 +176,7 @@ class Sync:
             if len(members) > 1:  # the transform works in place; each stream gets its own copy
                 records = [copy.deepcopy(r) for r in records]
             encoded = member.plan.encode(records)
-            self.writer.write_encoded(member.name, encoded, member.progress.version, format_datetime(utcnow()))
+            self.writer.write_encoded(member.table, encoded, member.progress.version, format_datetime(utcnow()))
             member.report.add(len(encoded), member.progress.bookmark)
             due = member.stream.save_page(self.state, member.progress, page) or due
         page.records = page.parts = None  # one page in memory at a time
@@ -206,7 +207,7 @@ class Sync:
         due = False
         for member in members:
             if member.progress.version is not None:
-                self.writer.write_activate_version(member.name, member.progress.version)
+                self.writer.write_activate_version(member.table, member.progress.version)
             due = member.stream.end(self.state, member.progress) or due
             self._finish(member.plan, member.report,
                          f"bookmark {member.progress.bookmark}" if member.progress.bookmark else "")

@@ -102,3 +102,18 @@ def test_target_stitch_dry_run_validates_odd_types(tmp_path):
     valid = [line for line in result.target_stderr.splitlines() if "Batch is valid" in line]
     assert {line.split("INFO ")[-1].split(" (")[0] for line in valid} == set(STREAMS)
     assert result.target_states[-1] == result.last_state
+
+
+def test_stitch_table_names_reach_stitch_with_the_trigger_without_id(tmp_path):
+    """stitch_table_names: the batches carry the tables of Stitch's integration, zopim_triggers keyed by name,
+    and the trigger a real account recorded without an id is among them."""
+    dataset = small_dataset(seed=47)
+    dataset.add_real_shapes()
+    with Simulator(dataset, token=TOKEN) as sim, StitchGate(STITCH_TOKEN) as gate:
+        run_pipeline(make_config(sim, stitch_table_names=True), target_command(), target_config(gate),
+                     workdir=tmp_path / "run").assert_ok()
+    assert {b["table_name"] for b in gate.accepted} == {f"zopim_{name}" for name in STREAMS}
+    assert {tuple(b["key_names"]) for b in gate.accepted if b["table_name"] == "zopim_triggers"} == {("name",)}
+    names = {data["name"] for _, _, data in gate.records("zopim_triggers")}
+    assert dataset.real_shapes["trigger_without_id"] in names
+    assert len(gate.records("zopim_chats")) == len(dataset.chats)
