@@ -247,7 +247,7 @@ class IncrementalExportStream(Stream):
         if _sliceable(body):
             try:
                 page = self._page_decoder.decode(body)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):  # RecursionError: deeper than msgspec decodes
                 pass
             else:
                 return {name: getattr(page, name) for name in page.__struct_fields__

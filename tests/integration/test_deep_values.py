@@ -56,8 +56,6 @@ def _assert_kept(result, stream, key_field, key, field, value):
                      "levels deep", result.stderr, re.MULTILINE), result.stderr[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason="needs streams.IncrementalExportStream.decode_page to fall back to fastjson.loads "
-                   "on RecursionError (msgspec's depth limit), as on DecodeError; remove this mark with that line")
 def test_chats_with_fields_nested_5000_deep_are_kept_and_the_run_goes_on(simulator, dataset, deep_enough):
     first, second = dataset.chat_id_at(0), dataset.chat_id_at(1)
     dataset.set_field("chats", first, ["tags"], nested_arrays(DEPTH))  # declared: an array of strings
