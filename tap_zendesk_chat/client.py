@@ -1,9 +1,13 @@
 """The one HTTP client: session, timeouts, budget, one retry loop, error mapping. Only this module sleeps.
-The token itself is auth.Authenticator's; the error types are errors.py's."""
+The token itself is auth.Authenticator's; the error types are errors.py's; a request's deadline is kept by
+watch.py, its body read with a cap by body.py."""
 import collections
 import contextlib
 import datetime
 import email.utils
+import logging
+import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -17,28 +21,91 @@ from singer import metrics
 
 from tap_zendesk_chat import fastjson
 from tap_zendesk_chat.auth import PREREQUISITES, Authenticator
-from tap_zendesk_chat.errors import ApiError, AuthError, EndpointError, ForbiddenError, Interrupted, api_message
+from tap_zendesk_chat.body import PAGE_LIMIT, SMALL_LIMIT, Answer, BodyTooLargeError, read_body
+from tap_zendesk_chat.errors import (ApiError, AuthError, EndpointError, ForbiddenError, Interrupted,
+                                     UnexpectedResponseError, UnreachableError, api_message)
+from tap_zendesk_chat.watch import WatchedAdapter, Watcher
 
 LOGGER = singer.get_logger()
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 WINDOW_MARGIN = 0.25  # seconds: a request reaches the API a little after it is counted here, more so on a new connection
 MAX_BACKOFF = 60.0  # longest wait between retries of our own choosing (Retry-After may ask for more)
 TOKEN_ENDPOINT = "OAuth token endpoint"  # how the token endpoint is named in logs and counters
+CONNECT_TIMEOUT = 5.0  # seconds to accept a connection (at most request_timeout); a healthy host takes far less
+START_TRIES = 2  # tries to connect to a host not yet heard from in this run, before saying why it cannot be
+API_SETTING = "subdomain (acme for acme.zendesk.com) or base_url"  # what sets the API's host, for advice
 
 
 class _Retry(Exception):
-    def __init__(self, reason, wait=None, rate_limited=False, too_big=False):
+    def __init__(self, reason, wait=None, rate_limited=False, too_big=False, unusable=False, unreachable=None):
         super().__init__(reason)
         self.reason = reason
         self.wait = wait
         self.rate_limited = rate_limited  # a 429
         self.too_big = too_big  # a timeout, 502 or 504: what a page too big to serve in time gets
+        self.unusable = unusable  # a 200 whose body is not JSON: the endpoint's failure, if it persists
+        self.unreachable = unreachable  # why a host that has never answered cannot be connected to
 
 
-def _rate_limited(response):
-    wait = parse_retry_after(response.headers.get("Retry-After"))
+def _rate_limited(answer):
+    """A 429's retry; a Retry-After date is read against the server's clock (its Date), not ours."""
+    wait = parse_retry_after(answer.headers.get("Retry-After"), _server_time(answer.headers.get("Date")))
     return _Retry("rate limited (429)" + (f", Retry-After {wait:g} s" if wait is not None else ""), wait,
                   rate_limited=True)
+
+
+def _server_time(date):
+    """The epoch time of a Date header; None when absent or unreadable."""
+    try:
+        when = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)).timestamp()
+
+
+def _origin(url):
+    """scheme://host[:port] of a URL: no user, no path, no query."""
+    parts = urllib.parse.urlsplit(url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def _connect_failure(exc, timeout):
+    """Why no connection could be made (kind, what happened), from requests' exception; None when the failure
+    came once connected (a reset, a body cut short)."""
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "proxy", "the proxy could not be reached, or would not connect to it"
+    if isinstance(exc, requests.ConnectTimeout):
+        return "timeout", f"it did not accept a connection within {timeout:g} s"
+    causes, seen = [], exc
+    while seen is not None and len(causes) < 10:
+        causes.append(seen)
+        seen = seen.reason if isinstance(seen, urllib3.exceptions.MaxRetryError) else (
+            seen.__cause__ or seen.__context__)
+    for cause in causes:
+        if isinstance(cause, socket.gaierror):
+            return "dns", f"its host name was not found (DNS: {cause.strerror or cause})"
+        if isinstance(cause, ConnectionRefusedError):
+            return "refused", "it refused the connection (nothing listens on that port)"
+        if isinstance(cause, ssl.SSLError):
+            return "tls", f"the TLS handshake failed ({getattr(cause, 'reason', None) or type(cause).__name__})"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "tls", "the TLS handshake failed"
+    if any(isinstance(c, urllib3.exceptions.NewConnectionError) for c in causes):
+        error = next((c for c in causes if isinstance(c, OSError) and c.strerror), None)
+        return "network", f"no connection could be made ({error.strerror if error else 'unknown cause'})"
+    return None
+
+
+_ADVICE = {
+    "dns": "Check {setting}, and the machine's DNS and network settings.",
+    "refused": "Check {setting} (the host and the port), and any proxy in between.",
+    "tls": "Check {setting} (https only to a host that serves it), and any proxy or firewall that intercepts "
+           "TLS (its certificate authority then goes in REQUESTS_CA_BUNDLE).",
+    "timeout": "Check {setting}, and the network: a firewall, or a proxy this machine must use (HTTPS_PROXY).",
+    "proxy": "Check the proxy settings (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).",
+    "network": "Check {setting}, and the machine's network and proxy settings.",
+}
 
 
 class _Gate:
@@ -97,20 +164,6 @@ class _Gate:
             LOGGER.info("No 429 for a minute: up to %d requests at once", self.limit)
 
 
-def gunzip(data):
-    """A gzip body, decompressed in one go (urllib3's own decoder copies a page twice more). Several
-    members are joined, as gzip does; zlib.error when the body is cut short or corrupt."""
-    parts = []
-    while True:
-        decoder = zlib.decompressobj(wbits=31)
-        parts.append(decoder.decompress(data))
-        if not decoder.eof:
-            raise zlib.error("gzip stream cut short")
-        data = decoder.unused_data
-        if not data.strip(b"\0"):  # trailing zero padding after the last member, as gzip allows
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
 def parse_retry_after(value, now=None):
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent or unreadable."""
     if value is None:
@@ -149,6 +202,11 @@ class Client:
         self._gate = _Gate(config.max_parallel_requests)
         self._local = threading.local()
         self._idle = []  # sessions no request is using
+        self._watcher = Watcher(self._stop)
+        # urllib3 logs headers it cannot parse (a hostile or cut answer) with a traceback; the retry says enough
+        logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
+        self._answered = set()  # origins that sent an answer (any status) in this run
+        self._unusable_streak = False  # an endpoint failed on unusable 200s, and no usable answer came since
         self.requests_by_endpoint = collections.Counter()
         self.retries_by_endpoint = collections.Counter()
 
@@ -160,7 +218,12 @@ class Client:
             session = self._idle.pop() if self._idle else None
         if session is None:
             session = requests.Session()
-            session.headers.update({"User-Agent": self.config.user_agent, "Accept": "application/json"})
+            # gzip only: the one encoding body.py decompresses with a cap
+            session.headers.update({"User-Agent": self.config.user_agent, "Accept": "application/json",
+                                    "Accept-Encoding": "gzip"})
+            adapter = WatchedAdapter()
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
         try:
             yield session
         finally:
@@ -168,6 +231,7 @@ class Client:
                 self._idle.append(session)
 
     def close(self):
+        self._watcher.close()
         with self._lock:
             sessions, self._idle = self._idle, []
         for session in sessions:
@@ -232,17 +296,12 @@ class Client:
         def attempt():
             with self._lock:
                 self.requests_by_endpoint[TOKEN_ENDPOINT] += 1
-            try:
-                with self._session() as session:
-                    response = session.post(url, data=data, timeout=self.config.request_timeout,
-                                            allow_redirects=False)
-            except requests.RequestException as exc:
-                raise _Retry(f"connection failed ({type(exc).__name__})") from None
-            if response.status_code == 429:
-                raise _rate_limited(response)
-            if response.status_code in RETRYABLE_STATUS:
-                raise _Retry(f"HTTP {response.status_code}")
-            return response
+            answer = self._exchange(TOKEN_ENDPOINT, "POST", url, SMALL_LIMIT, "token_url", data=data)
+            if answer.status_code == 429:
+                raise _rate_limited(answer)
+            if answer.status_code in RETRYABLE_STATUS:
+                raise _Retry(f"HTTP {answer.status_code}")
+            return answer
         try:
             return self._retrying(TOKEN_ENDPOINT, attempt)
         except ApiError as exc:
@@ -306,10 +365,10 @@ class Client:
                 attempts = 0
                 continue
             attempts += 1
+            if retry.unreachable is not None and attempts >= min(START_TRIES, self.config.max_retries + 1):
+                raise UnreachableError(f"{endpoint}: {retry.unreachable}") from None
             if attempts > self.config.max_retries:
-                raise ApiError(f"{endpoint}: gave up after {attempts} attempts; the last one failed with "
-                               f"{retry.reason}. The API or the network is not healthy right now; "
-                               "rerun later and the tap resumes from its last STATE.") from None
+                raise self._given_up(endpoint, attempts, retry) from None
             wait = retry.wait if retry.wait is not None else next(delays)
             if wait > self.config.max_retry_wait:
                 LOGGER.warning("%s: the API asked to wait %.0f s; capped to max_retry_wait=%.0f s",
@@ -321,42 +380,107 @@ class Client:
                 self._hold_all(wait)
             self.sleep(wait)
 
+    def _given_up(self, endpoint, attempts, retry):
+        """The error of a request that failed `attempts` times. Unusable 200s fail their endpoint only (the
+        other streams go on), unless the endpoint that last failed so did too with no usable answer since:
+        then the API host as a whole is not answering as the API (a maintenance page, a proxy), and the run
+        stops rather than spend every endpoint's retries on it."""
+        reason = f"{endpoint}: gave up after {attempts} attempts; the last one failed with {retry.reason}."
+        if retry.unusable:
+            with self._lock:
+                streak, self._unusable_streak = self._unusable_streak, True
+            if not streak:
+                return UnexpectedResponseError(f"{reason} Only this endpoint is skipped: its last STATE is kept "
+                                               "for the next run.")
+            return ApiError(f"{reason} The endpoint before it failed so too, with no usable answer since: "
+                            "something other than the API answers (a maintenance page, a proxy, a wrong host). "
+                            f"Check {API_SETTING}; rerun later and the tap resumes from its last STATE.")
+        return ApiError(f"{reason} The API or the network is not healthy right now; rerun later and the tap "
+                        "resumes from its last STATE.")
+
+    def _exchange(self, endpoint, method, url, limit, setting, **kwargs):
+        """One request, its answer read whole (an Answer), all within request_timeout: the watcher cuts it at
+        its deadline (a timeout, retried) or on a stop (Interrupted). A 200's body is read up to `limit`
+        (past it, an UnexpectedResponseError), any other's up to SMALL_LIMIT, for its message. Failures are
+        _Retry; a host never answered that cannot be connected to carries why, and what `setting` to check."""
+        timeout, origin = self.config.request_timeout, _origin(url)
+        with self._watcher.watch(timeout) as watch, self._session() as session:
+            session.get_adapter(url).watch = watch
+            try:
+                # stream=True and one read of the whole body: half the CPU of requests' chunked .content
+                response = session.request(method, url, stream=True, allow_redirects=False,
+                                           timeout=(min(CONNECT_TIMEOUT, timeout), timeout), **kwargs)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise self._failure(watch, exc, origin, setting) from None
+            with self._lock:
+                self._answered.add(origin)
+            status, whole = response.status_code, False
+            gzipped = response.headers.get("Content-Encoding", "").strip().lower() == "gzip"
+            try:
+                body = read_body(response.raw, gzipped, limit if status == 200 else SMALL_LIMIT)
+                if watch.cut_by is not None:  # what came may be cut short (a body to the connection's end looks whole)
+                    raise self._failure(watch, None, origin, setting, connected=True)
+                whole = True
+            except BodyTooLargeError as exc:
+                if status == 200:
+                    raise UnexpectedResponseError(f"{endpoint}: the answer was not read further: {exc}; no real "
+                                                  "page comes near it, so something else answered.") from None
+                body = b""  # an error's message too long to read: its status says enough
+            except zlib.error:
+                if status == 200:
+                    raise _Retry("a gzip body cut short or corrupt") from None
+                body = b""
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise self._failure(watch, exc, origin, setting, connected=True) from None
+            finally:
+                if whole:
+                    response.raw.release_conn()  # kept alive for the next request
+                else:
+                    response.close()  # the rest of the body is unread: the connection cannot serve another
+        return Answer(status, response.reason, response.headers, response.url, body)
+
+    def _failure(self, watch, exc, origin, setting, connected=False):
+        """What a request that raised `exc` means: Interrupted, or a _Retry saying why."""
+        if watch.cut_by == "stop":
+            return Interrupted()
+        timeout = self.config.request_timeout
+        failure = None if connected else _connect_failure(exc, min(CONNECT_TIMEOUT, timeout))
+        if failure is None:
+            if watch.cut_by == "deadline":
+                return _Retry(f"no complete answer within {timeout:g} s", too_big=True)
+            if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+                return _Retry(f"no response within {timeout:g} s", too_big=True)
+            return _Retry(f"connection failed or body cut short ({type(exc).__name__})")
+        kind, what = failure
+        with self._lock:
+            answered = origin in self._answered
+        why = None if answered else (
+            f"cannot connect to {origin}: {what}. {_ADVICE[kind].format(setting=setting)} Nothing has answered "
+            "from that host in this run, so the tap stops here rather than retry for minutes.")
+        return _Retry(f"could not connect to {origin}: {what}", unreachable=why)
+
     def _send_once(self, endpoint, url, params, decode):
         with self._lock:
             self.requests_by_endpoint[endpoint] += 1
-        headers = self.auth.headers()
         with metrics.http_request_timer(endpoint) as timer:
             timer.tags[metrics.Tag.http_status_code] = 0
-            try:
-                with self._session() as session:
-                    # stream=True and one read of the whole body: half the CPU of requests' chunked .content
-                    response = session.get(url, params=params, headers=headers, stream=True,
-                                           timeout=self.config.request_timeout, allow_redirects=False)
-                    status = response.status_code
-                    timer.tags[metrics.Tag.http_status_code] = status
-                    gzipped = status == 200 and response.headers.get("Content-Encoding", "").strip().lower() == "gzip"
-                    body = response.raw.read(decode_content=not gzipped) if status == 200 else response.content
-                    response.raw.release_conn()
-            except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
-                raise _Retry(f"no response within {self.config.request_timeout:g} s", too_big=True) from None
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                raise _Retry(f"connection failed or body cut short ({type(exc).__name__})") from None
-            if gzipped:
-                try:
-                    body = gunzip(body)
-                except zlib.error:
-                    raise _Retry("a gzip body cut short or corrupt") from None
+            answer = self._exchange(endpoint, "GET", url, PAGE_LIMIT, API_SETTING, params=params,
+                                    headers=self.auth.headers())
+            status = timer.tags[metrics.Tag.http_status_code] = answer.status_code
             if status == 200:
                 try:
-                    return decode(body)
+                    body = decode(answer.body)
                 except ValueError:
-                    kind = response.headers.get("Content-Type", "unknown type").split(";")[0]
-                    raise _Retry(f"a 200 response that is not valid JSON ({kind}, {len(body)} bytes)") from None
+                    kind = answer.headers.get("Content-Type", "unknown type").split(";")[0]
+                    raise _Retry(f"a 200 response that is not valid JSON ({kind}, {len(answer.body)} bytes)",
+                                 unusable=True) from None
+                self._unusable_streak = False
+                return body
             if status == 429:
-                raise _rate_limited(response)
+                raise _rate_limited(answer)
             if status in RETRYABLE_STATUS:
-                raise _Retry(f"HTTP {status} {api_message(response)}".rstrip(), too_big=status in (502, 504))
-            raise self._permanent_error(endpoint, response)
+                raise _Retry(f"HTTP {status} {api_message(answer)}".rstrip(), too_big=status in (502, 504))
+            raise self._permanent_error(endpoint, answer)
 
     def _permanent_error(self, endpoint, response):
         status, message = response.status_code, api_message(response)

@@ -39,6 +39,11 @@ class AuthError(ApiError):
     """401, or no token could be obtained: the token is invalid, expired or revoked."""
 
 
+class UnreachableError(ApiError):
+    """No connection could be made to a host that has not answered in this run (its name, its port, TLS, a
+    firewall or proxy): the message says which and what to check."""
+
+
 class EndpointError(ApiError):
     """4xx other than 401 and 429: this endpoint is not available to the account as configured."""
 

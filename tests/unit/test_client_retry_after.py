@@ -4,7 +4,8 @@ import zlib
 
 import pytest
 
-from tap_zendesk_chat.client import gunzip, parse_retry_after
+from tap_zendesk_chat.body import PAGE_LIMIT, gunzip
+from tap_zendesk_chat.client import parse_retry_after
 
 NOW = 1_700_000_000.0
 
@@ -33,12 +34,12 @@ def test_absent_or_garbage_is_none(header):
 # -- gzip bodies, decompressed by the tap itself ----------------------------------------------------------
 def test_gunzip_joins_members_ignores_zero_padding_and_refuses_a_cut_body():
     one, two = gzip.compress(b'{"a":'), gzip.compress(b'1}')
-    assert gunzip(one + two) == b'{"a":1}'
-    assert gunzip(one + two + b"\0" * 8) == b'{"a":1}'
-    assert gunzip(gzip.compress(b"x" * 100_000)) == b"x" * 100_000
+    assert gunzip(one + two, PAGE_LIMIT) == b'{"a":1}'
+    assert gunzip(one + two + b"\0" * 8, PAGE_LIMIT) == b'{"a":1}'
+    assert gunzip(gzip.compress(b"x" * 100_000), PAGE_LIMIT) == b"x" * 100_000
     for broken in (one[:-3], one[:5], b"not gzip", one + b"garbage"):
         with pytest.raises(zlib.error):
-            gunzip(broken)
+            gunzip(broken, PAGE_LIMIT)
 
 
 # -- how many requests at once, and how big a page -------------------------------------------------------
