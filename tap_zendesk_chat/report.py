@@ -13,10 +13,11 @@ PROGRESS_EVERY = 5.0  # seconds between progress lines of one long stream
 
 
 # A credential by its shape, for what no list of secrets can know: a token the API echoes that was cut short
-# (error texts are truncated), one obtained by another process. "Bearer"/"Basic" and a credential's name
-# followed by = or :, then the value.
-_CREDENTIAL = re.compile(r"(?i)(\b(?:bearer|basic)\s+|\b(?:access_token|refresh_token|client_secret)[\"']?\s*[:=]\s*[\"']?)"
-                         r"[A-Za-z0-9\-._~+/]+=*")
+# (error texts are truncated), one obtained by another process. A "Bearer"/"Basic" value with a digit or a
+# token's punctuation in it (not a word of prose: "Basic authentication"), or a credential's name followed by
+# = or : and a value.
+_CREDENTIAL = re.compile(r"(?i)(\b(?:bearer|basic)\s+(?=[A-Za-z0-9\-._~+/]*[0-9\-_~+/])"
+                         r"|\b(?:access_token|refresh_token|client_secret)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9\-._~+/]+=*")
 
 
 class RedactSecrets(logging.Filter):

@@ -14,6 +14,7 @@ from tap_zendesk_chat.errors import EndpointError
     ("'access_token' is required", "'access_token' is required"),
     ("give refresh_token, client_id and client_secret so the tap renews tokens", None),
     ('"token_type": "Bearer", "expires_in": 3600', None),
+    ("Basic authentication is not supported; send a Bearer token.", None),
 ])
 def test_a_credential_is_redacted_by_its_shape(monkeypatch, text, expected):
     monkeypatch.setattr(report, "_REDACTORS", [])
