@@ -182,6 +182,19 @@ def parse_retry_after(value, now=None):
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+class _Untimed:
+    """Where the metrics setting asks for no METRIC line a request: a timer that logs nothing."""
+
+    def __init__(self):
+        self.tags = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class Client:
     """Talks to the API root of the config. Every URL is built from that root: the bearer token goes to no
     other host (next_page links are never followed, redirects are not followed).
@@ -462,7 +475,7 @@ class Client:
     def _send_once(self, endpoint, url, params, decode):
         with self._lock:
             self.requests_by_endpoint[endpoint] += 1
-        with metrics.http_request_timer(endpoint) as timer:
+        with (metrics.http_request_timer(endpoint) if self.config.metrics == "requests" else _Untimed()) as timer:
             timer.tags[metrics.Tag.http_status_code] = 0
             answer = self._exchange(endpoint, "GET", url, PAGE_LIMIT, API_SETTING, params=params,
                                     headers=self.auth.headers())

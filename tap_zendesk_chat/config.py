@@ -172,6 +172,17 @@ def header_text(name, value, context):
     return value
 
 
+METRIC_LEVELS = ("requests", "streams", "none")
+
+
+def metric_level(name, value, context):
+    """How many METRIC lines the run logs (see the setting)."""
+    value = value.lower()
+    if value not in METRIC_LEVELS:
+        context.problem(f"'{name}' must be one of {', '.join(METRIC_LEVELS)}, not {value!r}")
+    return value
+
+
 def tap_user_agent(context):
     return f"tap-zendesk-chat/{context.version}"
 
@@ -208,6 +219,9 @@ SETTINGS = (
             low=0, high=100),
     Setting("max_retry_wait", "number", 300.0, "Longest wait before one retry, in seconds; a longer Retry-After is capped to it.",
             low=0, high=86400),
+    Setting("metrics", "string", "requests", "METRIC log lines: `requests`, one per request as singer-python "
+            "writes them (what Singer tooling reads); `streams`, one record_count per stream at its end; `none`.",
+            check=metric_level),
     Setting("stitch_table_names", "boolean", False, "Name the streams as Stitch's Zendesk Chat integration names "
             "its tables (zopim_chats, zopim_agents, zopim_triggers, …: every stream gets the prefix zopim_) and key "
             "zopim_triggers by name, as it does. Bookmarks keep the streams' own names, so turning it on needs no "

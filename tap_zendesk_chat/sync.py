@@ -8,6 +8,7 @@ import gc
 import time
 
 import singer
+from singer import metrics
 
 from tap_zendesk_chat import state as states
 from tap_zendesk_chat.errors import ApiError, EndpointError, Interrupted, StreamsFailedError
@@ -167,6 +168,9 @@ class Sync:
                         plan.raw_records - plan.rewritten, plan.raw_records, plan.rewritten)
         report.unfit, report.withheld = plan.unfit_total, plan.withheld
         report.finish("done", note)
+        if self.config.metrics == "streams":  # one line a stream, as singer-python writes a counter
+            metrics.log(LOGGER, metrics.Point("counter", metrics.Metric.record_count, report.records,
+                                              {metrics.Tag.endpoint: report.name}))
 
     def _write_page(self, members, page):
         """A page's records to every stream of the walk, then each one's bookmark, then (if due) the STATE."""
