@@ -213,11 +213,12 @@ class Range:
     last written record, up to `end` (exclusive; None: the open end, this run's stop_at and then the
     next run's). A run reads one or more, in time order, the last one open.
 
-    Its density is what its own pages held, over their whole history: `counted` records from the time of
-    its first record (`first`) up to its current second (`reach`), leaving out the current second (a page
+    Its density is what its pages held, over their whole history: `counted` records from the time of its
+    first record (`first`) up to its current second (`reach`), leaving out the current second (a page
     inside one second says nothing of what follows it) and any second that held a full page by itself (a
-    bulk update or a migration, not the pace of the export). A range split off another has that one's
-    density (`prior`) until its own pages tell."""
+    bulk update or a migration, not the pace of the export). A range split off another also has that
+    one's history (`prior`: records and time), so a busy first page of its own does not make the rest of
+    it look as busy."""
     cursor: tuple
     end: int | None = None
     fetched: tuple = None  # the cursor after its last fetched page: ahead of `cursor` while pages wait
@@ -226,7 +227,7 @@ class Range:
     first: int | None = None  # the earliest time of a record fetched in it
     counted: int = 0  # records fetched in it before `reach`, but those of seconds that held a full page
     at_reach: int = 0  # records fetched in it at `reach`
-    prior: float | None = None  # records per unit of time of the range it was split from
+    prior: tuple = (0, 0)  # (records, time) of the history of the range it was split from
     page_size: int | None = None  # the records a full page of it holds
     dense: bool = False  # its last page was full and all in one second
     exhausted: bool = False  # its last page was fetched: nothing left in it to split
@@ -260,13 +261,15 @@ class Range:
             self.counted += sum(1 for t in times if t < self.reach)
             self.at_reach += times.count(self.reach)
 
+    def history(self):
+        """(records, time) its density is read from: its own pages' and those of the range it came from."""
+        own = self.reach - self.first if self.first is not None else 0
+        return self.counted + self.prior[0], own + self.prior[1]
+
     def rate(self):
-        """Records per unit of time after its current second, as its pages tell (None: they cannot)."""
-        if self.first is None:
-            return self.prior
-        if self.counted and self.reach > self.first:
-            return self.counted / (self.reach - self.first)
-        return None
+        """Records per unit of time after its current second, as its history tells (None: it cannot)."""
+        records, spent = self.history()
+        return records / spent if records and spent > 0 else None
 
 
 def ranges_snapshot(ranges):
@@ -317,6 +320,7 @@ class _RangeWalk:
         self.show_time = show_time
         self.splits = 0
         self.starved = False  # the writer waits for a page
+        self.reading_ahead = False  # fetchers read the pages (not the caller's thread)
         self.told_dense = False
         self.asked = set()  # every cursor requested in this walk
         self.warned = set()  # the kinds of ExportPage.doubts logged
@@ -351,30 +355,31 @@ class _RangeWalk:
         return max(0, self.limit(r) - self._after(r)) * rate / r.page_size
 
     def _split(self):
-        """The second half of the range with the most pages after its current second, when that is
-        SPLIT_PAGES or more: it now ends at the middle of that time, the new range starts there (with no
-        id: every record of its first second). (Each split costs at most one request, its range's last
-        page cut short, and requests are what the API's rate limit counts; but a range left long is read
-        page after page at the end of a backfill while the other fetchers idle.) When none qualifies
-        because records fill whole pages inside one second, that is said once: they are read one page
-        after another."""
-        best, most = None, float(SPLIT_PAGES)
-        for r in self.ranges:
-            pages = self._pages_after(r)
-            if pages >= most:
-                best, most = r, pages
-        if best is None:
-            dense = next((r for r in self.ranges if r.dense and r.claimed and not r.done and not r.exhausted), None)
-            if dense is not None and self.note and not self.told_dense:
-                self.told_dense = True
-                self.note(f"{dense.at_reach} records so far share the second {self.show_time(dense.reach)}: a time "
-                          "slice never splits a second, so they are read one page after another (said once)")
-            return None
-        after = self._after(best)
-        middle = after + (self.limit(best) - after) // 2
+        """A new range split off another, starting after that one's current second, never inside it (with
+        no id: every record of its first second); None when no range is worth it. A range whose last page
+        was full and all in one second (a bulk update) gives away all the time after that second: its
+        fetcher pages through the second while another reads what follows. Else the range with the most
+        pages after its current second, SPLIT_PAGES or more by its density, gives away the second half of
+        that time. (Each split costs at most one request, its range's last page cut short, and requests are
+        what the API's rate limit counts; but a range left long is read page after page at the end of a
+        backfill while the other fetchers idle.)"""
+        best = next((r for r in self.ranges if r.dense and not r.done and not r.exhausted
+                     and self.limit(r) > self._after(r)), None)
+        if best is not None:
+            cut = self._after(best)
+        else:
+            most = float(SPLIT_PAGES)
+            for r in self.ranges:
+                pages = self._pages_after(r)
+                if pages >= most:
+                    best, most = r, pages
+            if best is None:
+                return None
+            after = self._after(best)
+            cut = after + (self.limit(best) - after) // 2
         self.splits += 1
-        second = Range((middle, None), best.end, prior=best.rate(), page_size=best.page_size, claimed=True)
-        best.end = middle
+        second = Range((cut, None), best.end, prior=best.history(), page_size=best.page_size, claimed=True)
+        best.end = cut
         self.ranges.insert(self.ranges.index(best) + 1, second)
         return second
 
@@ -409,6 +414,10 @@ class _RangeWalk:
                                               "the same pages again and again.")
             r.fetched, r.seen = page.cursor, page.seen
             r.count(page)
+            if r.dense and self.reading_ahead and self.most_splits and self.note and not self.told_dense:
+                self.told_dense = True
+                self.note(f"{r.at_reach} records so far share the second {self.show_time(r.reach)}: a time slice "
+                          "never splits a second, so they are read one page after another (said once)")
             self.lock.notify_all()  # an idle fetcher may now split it
 
     def take(self, r, page):
@@ -527,6 +536,7 @@ def _iter_fetched(walk, fetch_page, parallel, starved):
     came, so its wait for the first page here is one more fetcher could shorten; after that, each time it
     has to wait for a page is."""
     _map_big_buffers()
+    walk.reading_ahead = True
     handoff = queue.Queue()  # (range, ExportPage) | (range, None): it needs no more requests | (None, error)
     slots = threading.Semaphore(parallel + 1)  # pages held: fetching, waiting, or being written
     cancelled = threading.Event()
