@@ -12,6 +12,7 @@ from tap_zendesk_chat import about, check, state
 from tap_zendesk_chat.client import Client
 from tap_zendesk_chat.errors import ConfigError, Interrupted, OutputError, TapError
 from tap_zendesk_chat.config import load_config, read_json_file, save_refresh_token
+from tap_zendesk_chat.rejects import Rejects, default_path as default_rejects_path
 from tap_zendesk_chat.messages import MessageWriter, write_text
 from tap_zendesk_chat.report import install_redaction, redact_tracebacks
 from tap_zendesk_chat.streams import STREAMS
@@ -103,7 +104,8 @@ def run(args):
         if not selected:
             LOGGER.warning("The catalog selects no stream; nothing to do")
             return 0
-        Sync(config, client, MessageWriter(), current, selected, stop).run()
+        rejected = Rejects(config.rejects_path or default_rejects_path(args.state, args.config))
+        Sync(config, client, MessageWriter(), current, selected, stop, rejected).run()
         return 0
     except Interrupted:
         return EXIT_SIGINT if received and received[0] == signal.SIGINT else EXIT_SIGTERM

@@ -222,6 +222,9 @@ SETTINGS = (
     Setting("metrics", "string", "requests", "METRIC log lines: `requests`, one per request as singer-python "
             "writes them (what Singer tooling reads); `streams`, one record_count per stream at its end; `none`.",
             check=metric_level),
+    Setting("rejects_path", "string", None, "File where records the tap cannot write as RECORDs (no key a target "
+            "could upsert them by) are appended, one JSON line each. Default: tap-zendesk-chat-rejects.jsonl beside "
+            "the state file (without --state, beside the config file); made only when a record is rejected."),
     Setting("stitch_table_names", "boolean", False, "Name the streams as Stitch's Zendesk Chat integration names "
             "its tables (zopim_chats, zopim_agents, zopim_triggers, …: every stream gets the prefix zopim_) and key "
             "zopim_triggers by name, as it does. Bookmarks keep the streams' own names, so turning it on needs no "

@@ -34,8 +34,9 @@ class _Member:
 class Sync:
     """One sync run over the selected streams."""
 
-    def __init__(self, config, client, writer, state, selected, stop_event):
+    def __init__(self, config, client, writer, state, selected, stop_event, rejects=None):
         self.config = config
+        self.rejects = rejects  # rejects.Rejects: where records without a key go, or None to only count them
         self.client = client
         self.writer = writer
         self.state = state
@@ -77,6 +78,10 @@ class Sync:
             raise
         finally:
             log_summary(self.reports)
+            if self.rejects is not None and self.rejects.count:
+                LOGGER.warning("%d records without a key a target could upsert them by are in %s (one JSON line each: "
+                               "stream, reason, record as sent)", self.rejects.count, self.rejects.path)
+                self.rejects.close()
             self._log_blocked()
         if failed:
             raise StreamsFailedError(failed)
@@ -152,7 +157,9 @@ class Sync:
         for note in progress.notes:
             LOGGER.info(note)
         plan = RecordPlan(selected.schema, selected.deselected, stream.fix_record, stream.fix_fields,
-                          selected.key_properties, selected.name)
+                          selected.key_properties, selected.name,
+                          on_withheld=None if self.rejects is None else
+                          lambda why, text, name=selected.table: self.rejects.add(name, why, text))
         return _Member(selected.name, stream, progress, report, plan, selected.table)
 
     def _finish(self, plan, report, note=""):
@@ -160,8 +167,9 @@ class Sync:
             LOGGER.warning("%s: %d values of %s declared %s were %s: set to null, kept in %s", report.name, count,
                            pattern, declared, seen, UNEXPECTED_FIELD)
         if plan.withheld:
-            LOGGER.warning("%s: %d records could not be written (a target cannot upsert a record without its key); "
-                           "first: %s", report.name, plan.withheld, plan.withheld_example)
+            kept = f"; kept, as sent, in {self.rejects.path}" if self.rejects is not None else ""
+            LOGGER.warning("%s: %d records could not be written (a target cannot upsert a record without its key)%s; "
+                           "first: %s", report.name, plan.withheld, kept, plan.withheld_example)
         if plan.raw_records:
             LOGGER.info("%s: %d of %d records went out as the API sent them; %d needed changes (0/1 booleans, "
                         "timestamps not in UTC, webpath items, unexpected values or deselected fields)", report.name,

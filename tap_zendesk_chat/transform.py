@@ -368,8 +368,10 @@ class _Probe:
 class RecordPlan:
     """What to do to each record of one stream, decided once."""
 
-    def __init__(self, schema, deselected=(), fix_record=None, fix_fields=(), key_properties=(), name="records"):
+    def __init__(self, schema, deselected=(), fix_record=None, fix_fields=(), key_properties=(), name="records",
+                 on_withheld=None):
         self.name = name
+        self.on_withheld = on_withheld  # on_withheld(why, text as sent): where a withheld record is kept
         self.deselected = tuple(deselected)
         self.key_properties = tuple(key_properties)
         self.fix_record = fix_record
@@ -597,6 +599,8 @@ class RecordPlan:
 
     def _withhold(self, why, text):
         self.withheld += 1
+        if self.on_withheld is not None:
+            self.on_withheld(why, bytes(text))
         if self.withheld_example is None:
             self.withheld_example = f"{why}: {text[:160].decode('utf-8', 'replace')}"
         return None

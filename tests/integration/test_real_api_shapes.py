@@ -246,3 +246,19 @@ def test_account_403_stays_a_normal_skip(simulator):
     result = run_tap(make_config(sim)).assert_ok()
     assert result.streams == set(STREAMS) - {"account"}
     assert "account: skipped" in result.stderr
+
+
+def test_a_withheld_record_is_kept_in_the_rejects_file_beside_the_state(tmp_path):
+    """No record is only logged: the trigger a real account sent without an id (keyed by id, it cannot be
+    upserted) lands in tap-zendesk-chat-rejects.jsonl beside the state file, as sent, named in the log."""
+    dataset = Dataset.generate(seed=44, chats=20, offline_msgs=2, agents=10, timeline_entries=10, real_shapes=True)
+    name = dataset.real_shapes["trigger_without_id"]
+    state = tmp_path / "state.json"
+    state.write_text("{}")
+    with Simulator(dataset, token=TOKEN) as sim:
+        result = run_tap(make_config(sim), args=["--state", str(state)]).assert_ok()
+    rejects = tmp_path / "tap-zendesk-chat-rejects.jsonl"
+    lines = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [(r["stream"], r["record"]["name"]) for r in lines] == [("triggers", name)]
+    assert "has no 'id'" in lines[0]["reason"] and "id" not in lines[0]["record"]
+    assert str(rejects) in result.stderr
