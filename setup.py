@@ -3,7 +3,7 @@ from setuptools import find_namespace_packages, setup
 
 setup(
     name="tap-zendesk-chat",
-    version="1.0.0",
+    version="2.0.0",
     description="Singer tap for the Zendesk Chat REST API: every stream, exact incremental chats",
     author="tap-zendesk-chat developers",
     license="AGPL-3.0",

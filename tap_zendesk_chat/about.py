@@ -4,7 +4,7 @@ import json
 from tap_zendesk_chat.config import SETTINGS
 
 NAME = "tap-zendesk-chat"
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 # As Meltano names them: --catalog (and --properties), --discover, --state, --about; ACTIVATE_VERSION messages for
 # full-table streams (setting activate_version); --test, a check of the credentials without a sync.
 CAPABILITIES = ("catalog", "discover", "state", "about", "activate-version", "test")
