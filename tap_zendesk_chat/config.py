@@ -204,7 +204,7 @@ SETTINGS = (
             check=http_url),
     Setting("user_agent", "string", None, "User-Agent header to send (default: tap-zendesk-chat/<version>).",
             check=header_text, default_from=tap_user_agent),
-    Setting("request_timeout", "number", 60.0, "Seconds to wait for a connection or a response before retrying.",
+    Setting("request_timeout", "number", 60.0, "Seconds a whole request may take (connecting, the answer's headers and body) before it is retried; connecting alone gets at most 5 s.",
             low=1, high=3600),
     Setting("max_requests_per_minute", "integer", 200, "Client-side request budget; keeps a healthy run free of 429s.",
             low=1, high=100000),
