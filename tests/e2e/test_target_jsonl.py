@@ -51,3 +51,16 @@ def test_full_sync_into_target_jsonl(tmp_path):
     # target-jsonl echoes the tap's last STATE: what the next run starts from.
     assert result.target_states[-1] == result.last_state
     assert result.target_states[-1]["bookmarks"]["chats"]["update_timestamp"]
+
+
+def test_the_trigger_without_id_reaches_target_jsonl_under_stitch_table_names(tmp_path):
+    target = tool("target-jsonl", "target-jsonl")
+    dataset = small_dataset(seed=33)
+    dataset.add_real_shapes()
+    out = tmp_path / "out"
+    with Simulator(dataset, token=TOKEN) as sim:
+        run_pipeline(make_config(sim, stitch_table_names=True), target,
+                     {"destination_path": str(out), "do_timestamp_file": False}, workdir=tmp_path / "run").assert_ok()
+    assert {p.stem for p in out.glob("*.jsonl")} == {f"zopim_{name}" for name in STREAMS}
+    names = {t["name"] for t in read_jsonl(out / "zopim_triggers.jsonl")}
+    assert dataset.real_shapes["trigger_without_id"] in names and len(names) == len(dataset.served("triggers"))

@@ -158,3 +158,17 @@ def test_rows_removed_upstream_disappear_through_activate_version(loaded):
     assert not set(changes["removed_bans"]) & bans and set(changes["new_bans"]) <= bans
     # A stream without a key is replaced whole, not appended to.
     assert loaded.count("routing_settings") == 1
+
+
+def test_the_trigger_without_id_reaches_postgres_under_stitch_table_names(postgres, tmp_path):
+    """Keyed by name (stitch_table_names), the trigger a real account recorded without an id is a row like
+    the others, in the table Stitch's integration names zopim_triggers."""
+    target = tool("target-postgres", "target-postgres")
+    database, target_config = postgres.fresh_target("stitch", SCHEMA)
+    dataset = small_dataset(seed=53)
+    dataset.add_real_shapes()
+    with Simulator(dataset, token=TOKEN) as sim:
+        run_pipeline(make_config(sim, stitch_table_names=True), target, target_config, workdir=tmp_path).assert_ok()
+    rows = postgres.rows(f'SELECT name, id FROM {SCHEMA}."zopim_triggers"', database)
+    assert {r["name"] for r in rows} == {t["name"] for t in dataset.served("triggers")}
+    assert {r["id"] for r in rows if r["name"] == dataset.real_shapes["trigger_without_id"]} == {None}
