@@ -1,4 +1,4 @@
-"""The benchmark of issue 6: `make bench` (or .venv/bin/python bench/run.py --chats 50000 200000).
+"""The benchmarks of issues 6 and 18: `make bench` (or .venv/bin/python bench/run.py --chats 50000 200000).
 
 For each N: the simulator starts in its own process (its own core when there are two) with N chats of
 realistic size; the tap syncs `chats` to /dev/null pinned to one core; the raw reference fetches the
@@ -429,9 +429,11 @@ def print_report(results):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chats", type=int, nargs="+", default=[50_000], metavar="N",
-                        help="records in the chats export, one run each (default 50000)")
-    parser.add_argument("--quick", action="store_true", help="one small run (N=5000) to check the bench works")
+    parser.add_argument("--chats", type=int, nargs="+", default=None, metavar="N",
+                        help="records in the chats export, one run each (default 50000; the network bench's uniform "
+                             "data: 200000)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one small run (N=5000) to check the bench works; no network bench")
     parser.add_argument("--repeat", type=int, default=1, help="runs of tap and raw per N; each figure is reported "
                                                                "at its best: least wall, least CPU, highest RSS "
                                                                "(default 1)")
@@ -452,15 +454,23 @@ def parse_args(argv):
                         help="after the figures, one more chats sync under cProfile at each N; prints its top entries")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target of issue 6 is missed too")
     parser.add_argument("--latency", type=float, nargs="+", default=None, metavar="S",
-                        help="the network bench instead: the chats backfill against a server taking S seconds per "
-                             "answer and enforcing 200 requests a minute (429 + Retry-After), one run per S")
+                        help="only the network bench: the chats backfill against a server taking S seconds per "
+                             "answer and enforcing 200 requests a minute (429 + Retry-After), one run per S and data "
+                             f"set (without it: the CPU bench, then the network bench at {DEFAULT_LATENCIES})")
+    parser.add_argument("--data", nargs="+", choices=("uniform", "bursty"), default=["uniform", "bursty"],
+                        help="the network bench's data sets: uniform (N chats over 30 days) and bursty "
+                             f"({BURSTY_CHATS:,} chats: {BURSTY_SECOND:,} in one second, {BURSTY_DAY:,} more that day, "
+                             f"{BURSTY_CHATS - BURSTY_SECOND - BURSTY_DAY:,} over a quiet year that ended a year ago)")
+    parser.add_argument("--no-network", action="store_true", help="the CPU bench only")
     parser.add_argument("--bytes-per-second", type=float, default=None,
                         help="with --latency: the body's size over this bandwidth is added to each answer")
     parser.add_argument("--parallel", type=int, nargs="+", default=[None], metavar="P",
                         help="with --latency: the tap's max_parallel_requests, one run per P (default: the tap's default)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.chats = [5_000]
+        args.chats, args.no_network = [5_000], True
+    args.network_chats = args.chats or [NETWORK_CHATS]
+    args.chats = args.chats or [50_000]
     cores = sorted(os.sched_getaffinity(0))
     if args.no_pin:
         args.core = args.sim_core = None
@@ -489,14 +499,36 @@ def tap_version():
 
 
 API_BUDGET = 200  # requests a minute: the API's rate limit, answered with 429 + Retry-After beyond it
+DEFAULT_LATENCIES = [0, 0.3, 1.5]
+NETWORK_CHATS = 200_000  # uniform data: enough for the budget, not the latency, to set the pace (a minute and more)
+# The bursty data set (issue 18): a bulk update, a busy day, a quiet year, and an empty year until now.
+BURSTY_CHATS, BURSTY_SECOND, BURSTY_DAY = 20_000, 12_000, 6_000
+TARGET_OF_CEILING = 0.9  # uniform data at 1.5 s a page, N >= NETWORK_CHATS: at least this share of the ceiling
 
 
-def network_run(args, workdir, chats, latency, parallel):
+def data_sets(args):
+    """(name, N, the simulator's base chats, its extra arguments) of each data set of the network bench."""
+    sets = [("uniform", n, n, []) for n in args.network_chats] if "uniform" in args.data else []
+    if "bursty" in args.data:
+        quiet = BURSTY_CHATS - BURSTY_SECOND - BURSTY_DAY
+        ended = int(time.time()) - 365 * 86400
+        sets.append(("bursty", BURSTY_CHATS, quiet, ["--same-second-chats", str(BURSTY_SECOND), "--busy-day-chats",
+                                                     str(BURSTY_DAY), "--span-days", "365", "--end", str(ended)]))
+    return sets
+
+
+def sequential_requests(chats):
+    """The requests of one page after another: every full page, and the short (or empty) last one."""
+    return math.ceil((chats + 1) / EXPORT_LIMIT)
+
+
+def network_run(args, workdir, data, latency, parallel):
     """One chats backfill against a simulator answering in `latency` s, limited to API_BUDGET a minute."""
-    extra = ["--latency", str(latency), "--rate-limit", str(API_BUDGET)]
+    name, chats, base, data_extra = data
+    extra = ["--latency", str(latency), "--rate-limit", str(API_BUDGET)] + data_extra
     if args.bytes_per_second:
         extra += ["--bytes-per-second", str(args.bytes_per_second)]
-    sim = SimulatorProcess(chats, workdir, args.sim_core, args.gzip, extra=extra)
+    sim = SimulatorProcess(base, workdir, args.sim_core, args.gzip, extra=extra)
     try:
         settings = {"access_token": TOKEN, "base_url": sim.base_url, "start_date": START_DATE,
                     "max_requests_per_minute": API_BUDGET}
@@ -513,45 +545,91 @@ def network_run(args, workdir, chats, latency, parallel):
     if args.bytes_per_second:
         ceiling = min(ceiling, args.bytes_per_second / 6048)
     rate = chats / run["wall_s"]
-    shown = parallel if parallel is not None else f"{DEFAULT_PARALLEL} (default)"
-    print(f"   N={chats:,} latency {latency:g} s, max_parallel_requests {shown}: {run['wall_s']:.1f} s wall, "
-          f"{rate:,.0f} chats/s, {requests} requests, {run['retries']} retries (429s), {rate / ceiling:.0%} of the "
-          f"ceiling {ceiling:,.0f} chats/s, {run['peak_rss_mb']:.0f} MB", flush=True)
-    return {"chats": chats, "latency_s": latency, "parallel": parallel or DEFAULT_PARALLEL, "wall_s": run["wall_s"],
-            "chats_per_s": rate, "requests": requests, "http_429": run["retries"], "ceiling_chats_per_s": ceiling,
-            "of_ceiling": rate / ceiling, "peak_rss_mb": run["peak_rss_mb"]}
+    parallel = parallel or DEFAULT_PARALLEL
+    sequential = sequential_requests(chats)
+    log = (workdir / "tap-net.log").read_text()
+    row = {"data": name, "chats": chats, "latency_s": latency, "parallel": parallel, "wall_s": run["wall_s"],
+           "chats_per_s": rate, "requests": requests, "sequential_requests": sequential,
+           "bound": sequential + parallel, "http_429": run["retries"], "ceiling_chats_per_s": ceiling,
+           "of_ceiling": rate / ceiling, "peak_rss_mb": run["peak_rss_mb"],
+           "records": run["records"].get("chats", 0), "slices": _slices(log),
+           "blocked_on_stdout": _blocked(log), "dense_note": "never splits a second" in log}
+    print(f"   {name} N={chats:,} latency {latency:g} s, max_parallel_requests {parallel}: {run['wall_s']:.1f} s wall, "
+          f"{rate:,.0f} chats/s, {requests} requests (sequential {sequential}, bound {row['bound']}), {row['slices']} "
+          f"slices, {run['retries']} retries (429s), {rate / ceiling:.0%} of the ceiling {ceiling:,.0f} chats/s, "
+          f"{run['peak_rss_mb']:.0f} MB", flush=True)
+    return row
+
+
+def _slices(log):
+    found = re.search(r"read in (\d+) time slices", log)
+    return int(found.group(1)) if found else 1
+
+
+def _blocked(log):
+    found = re.search(r"blocked on stdout: ([\d.]+) s", log)
+    return float(found.group(1)) if found else None
+
+
+def network_checks(rows):
+    """(text, ok, hard): every chat written; requests within the bound (hard); uniform data at 1.5 s a page
+    and N >= NETWORK_CHATS (where the budget sets the pace) at TARGET_OF_CEILING of the ceiling or more."""
+    checks = []
+    for r in rows:
+        where = f"{r['data']} N={r['chats']:,} at {r['latency_s']:g} s"
+        checks.append((f"{where}: {r['records']:,} chats written == N", r["records"] == r["chats"], True))
+        checks.append((f"{where}: {r['requests']} requests <= sequential {r['sequential_requests']} + "
+                       f"max_parallel_requests {r['parallel']}", r["requests"] <= r["bound"], True))
+        if r["data"] == "uniform" and r["latency_s"] == 1.5 and r["chats"] >= NETWORK_CHATS:
+            checks.append((f"{where}: {r['of_ceiling']:.0%} of the ceiling >= {TARGET_OF_CEILING:.0%}",
+                           r["of_ceiling"] >= TARGET_OF_CEILING, False))
+    return checks
 
 
 def bench_network(args):
     """The chats backfill against a server on a real network's terms: `--latency` seconds per answer (and
     the body over `--bytes-per-second`), 200 requests a minute enforced with 429 + Retry-After, the tap at
-    its default budget. Reports wall time, chats/s, requests, 429s and the ratio to the ceiling
-    min(200 requests a minute x 1,000 chats, bandwidth)."""
-    print(f"network bench: N = {', '.join(f'{n:,}' for n in args.chats)}; latency {args.latency} s per page; "
-          f"bandwidth {args.bytes_per_second or 'unlimited'} B/s; server limit {API_BUDGET} requests/min")
+    its default budget, on each data set. Reports wall time, chats/s, requests beside the sequential walk's
+    and the bound (sequential + max_parallel_requests), 429s, the ratio to the ceiling min(200 requests a
+    minute x 1,000 chats, bandwidth) and peak RSS; returns the rows and the checks."""
+    latencies = args.latency or DEFAULT_LATENCIES
+    sets = data_sets(args)
+    print(f"\nnetwork bench: {', '.join(f'{name} N={n:,}' for name, n, _, _ in sets)}; latency {latencies} s per page; "
+          f"bandwidth {args.bytes_per_second or 'unlimited'} B/s; server limit {API_BUDGET} requests/min", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="tap-bench-net-") as tmp:
         workdir = pathlib.Path(tmp)
-        for chats in args.chats:
-            for latency in args.latency:
+        for data in sets:
+            for latency in latencies:
                 for parallel in args.parallel:
-                    rows.append(network_run(args, workdir, chats, latency, parallel))
-    print(f"\n{'N':>9} {'latency s':>9} {'parallel':>8} {'wall s':>8} {'chats/s':>8} {'requests':>8} {'429s':>5} "
-          f"{'of ceiling':>10} {'peak RSS':>8}")
+                    rows.append(network_run(args, workdir, data, latency, parallel))
+    print(f"\n{'data':<8} {'N':>8} {'latency s':>9} {'parallel':>8} {'wall s':>7} {'chats/s':>8} {'requests':>8} "
+          f"{'sequential':>10} {'bound':>5} {'slices':>6} {'429s':>5} {'of ceiling':>10} {'peak RSS':>8}")
     for r in rows:
-        print(f"{r['chats']:>9,} {r['latency_s']:>9g} {r['parallel']:>8} {r['wall_s']:>8.1f} {r['chats_per_s']:>8,.0f} "
-              f"{r['requests']:>8} {r['http_429']:>5} {r['of_ceiling']:>10.0%} {r['peak_rss_mb']:>5.0f} MB")
+        print(f"{r['data']:<8} {r['chats']:>8,} {r['latency_s']:>9g} {r['parallel']:>8} {r['wall_s']:>7.1f} "
+              f"{r['chats_per_s']:>8,.0f} {r['requests']:>8} {r['sequential_requests']:>10} {r['bound']:>5} "
+              f"{r['slices']:>6} {r['http_429']:>5} {r['of_ceiling']:>10.0%} {r['peak_rss_mb']:>5.0f} MB")
+    checks = network_checks(rows)
+    print("\nchecks (hard: the run fails; targets of issue 18: reported)")
+    for text, ok, hard in checks:
+        print(f"  [{'ok  ' if ok else ('FAIL' if hard else 'miss')}] {text}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench-network-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"argv": sys.argv[1:], "rows": rows}, indent=2))
+    out.write_text(json.dumps({"argv": sys.argv[1:], "tap": tap_version(), "rows": rows,
+                               "checks": [{"check": t, "ok": ok, "hard": hard} for t, ok, hard in checks]}, indent=2))
     print(f"\nresults: {out.relative_to(ROOT)}")
-    return 0
+    return rows, checks
+
+
+def network_failed(checks, strict):
+    return any(not ok and (hard or strict) for _, ok, hard in checks)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.latency:
-        return bench_network(args)
+        _, checks = bench_network(args)
+        return 1 if network_failed(checks, args.strict) else 0
     version = tap_version()
     print(f"bench: N = {', '.join(f'{n:,}' for n in args.chats)}; tap {version}; tap and raw on core {args.core}, "
           f"simulator on core {args.sim_core}; {os.cpu_count()} cores; Python {sys.version.split()[0]}")
@@ -574,7 +652,11 @@ def main(argv=None):
                                            "peak_rss_mb_at_200k": TARGET_RSS_MB},
                                "results": results}, indent=2))
     print(f"\nresults: {out.relative_to(ROOT)}")
-    return 1 if failed_hard or (args.strict and missed) else 0
+    failed = failed_hard or (args.strict and missed)
+    if not args.no_network:
+        _, checks = bench_network(args)
+        failed = network_failed(checks, args.strict) or failed
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
