@@ -277,6 +277,16 @@ def ranges_snapshot(ranges):
     return tuple((r.cursor[0], r.cursor[1], r.end) for r in ranges)
 
 
+def share_done(snapshot, start, stop_at):
+    """The share of an export walk's time span, `start` to `stop_at`, its written pages cover: all of it but
+    what its ranges ((time, id, end), ...: a snapshot) still hold, from each one's cursor to its end."""
+    total = stop_at - start
+    if total <= 0:
+        return 1.0
+    left = sum(max(0, min(stop_at, stop_at if end is None else end) - max(start, time)) for time, _, end in snapshot)
+    return max(0.0, 1.0 - left / total)
+
+
 def _before(records, keys, end):
     """The records of a page in time order that come before `end`; one without a readable key goes with
     the record before it (the API's order is all that places it)."""

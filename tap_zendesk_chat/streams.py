@@ -42,6 +42,8 @@ class Progress:
     notes: tuple = ()  # lines to log before it starts
     full_table: bool = False  # an export forced to re-read everything (catalog replication-method FULL_TABLE)
     saved: object = None  # an export's slices as the last STATE has them
+    span: tuple = None  # an export's time span this run, (start, stop_at) in its unit
+    done: float | None = None  # the share of that span its written pages cover (all its slices together)
 
 
 class Stream:
@@ -203,7 +205,8 @@ class IncrementalExportStream(Stream):
         elif slices[0][0] >= stop_at:
             notes = (f"{self.name}: the bookmark {when} is within 5 minutes of now; nothing to ask the API yet",)
         detail = ("full table" if full_table else "incremental") + f" from {when}"
-        return Progress((slices, stop_at, ceiling), version, detail, when, notes, full_table, saved=tuple(slices))
+        return Progress((slices, stop_at, ceiling), version, detail, when, notes, full_table, saved=tuple(slices),
+                        span=(slices[0][0], stop_at), done=0.0)
 
     def iter_pages(self, client, config, resume):
         slices, stop_at, ceiling = resume
@@ -224,6 +227,7 @@ class IncrementalExportStream(Stream):
         if page.cursor == progress.saved:
             return False
         progress.saved = page.cursor
+        progress.done = pagination.share_done(page.cursor, *progress.span)
         progress.bookmark = states.set_export_cursor(state, self.name, self.replication_key, self.time_unit,
                                                      page.cursor, progress.version, progress.full_table)
         return True

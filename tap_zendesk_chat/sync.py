@@ -189,8 +189,8 @@ class Sync:
                 records = [copy.deepcopy(r) for r in records]
             encoded = member.plan.encode(records)
             self.writer.write_encoded(member.table, encoded, member.progress.version, format_datetime(utcnow()))
-            member.report.add(len(encoded), member.progress.bookmark)
             due = member.stream.save_page(self.state, member.progress, page) or due
+            member.report.add(len(encoded), member.progress.bookmark)  # the bookmark of the STATE after this page
         page.records = page.parts = None  # one page in memory at a time
         if due:
             self._write_state()

@@ -209,3 +209,32 @@ def test_the_time_a_page_waits_to_be_written_does_not_start_the_read_ahead():
     got, requests, _, notes, _ = walk(records, 20, 4, T0 + stop, write=0.03, min_round_trip=0.02)
     assert len(got) == 200 and requests == 11
     assert not [n for n in notes if "reading ahead" in n]
+
+
+def test_the_share_done_counts_every_slice_from_the_start_to_stop_at():
+    """What the progress lines plan by: the span from the run's start (start_date or the bookmark) to
+    stop_at, less what each slice still holds."""
+    from tap_zendesk_chat.pagination import share_done
+    assert share_done(((0, None, None),), 0, 100) == 0.0
+    assert share_done(((25, "a", None),), 0, 100) == 0.25
+    assert share_done(((10, "a", 50), (60, None, 80), (90, "b", None)), 0, 100) == 1 - (40 + 20 + 10) / 100
+    assert share_done(((120, "z", None),), 0, 100) == 1.0  # a cursor past stop_at: nothing left this run
+    assert share_done(((5, None, None),), 5, 5) == 1.0
+
+
+def test_the_share_done_of_a_walk_grows_with_every_page():
+    """However the slices interleave, the share never goes back; at the end it reaches the last record at
+    least (what follows it up to stop_at, pages that came back empty say only for a slice of its own)."""
+    stamps, stop = shape("bursts and a sparse tail", 20)
+    records = chats_at(stamps)
+    from tap_zendesk_chat.pagination import share_done
+    api = ExportApi(records, most=100_000)
+
+    def fetch_page(cursor, seen):
+        def fetch(params):
+            time.sleep(0.002)
+            return api(params)
+        return fetch_export_page(fetch, "chats", cursor, 20, CHAT_KEY, True, "chats", seen)
+    shares = [share_done(page.cursor, T0, T0 + stop)
+              for page in iter_export_ranges(fetch_page, [(T0, None, None)], T0 + stop, parallel=4, min_round_trip=0)]
+    assert shares == sorted(shares) and shares[-1] >= max(stamps) / stop
