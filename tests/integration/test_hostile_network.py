@@ -7,7 +7,6 @@ The tap runs as a subprocess against tests/hostile_server.py (or the simulator),
 timeout. Nothing but 127.0.0.1 is ever contacted."""
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -43,24 +42,42 @@ def the_critical_line(result):
     return critical[0]
 
 
+# Forks the tap from a small process and reports its peak RSS: a child forked from pytest itself would count
+# pytest's own pages (a few hundred MB late in a suite) in its ru_maxrss, as exec records the old memory's peak.
+_MEASURE = """
+import os, resource, sys
+limit, report = int(sys.argv[1]), sys.argv[2]
+pid = os.fork()
+if pid == 0:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.execv(sys.argv[3], sys.argv[3:])
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
 def run_measured(config, catalog=None, args=(), timeout=60, address_space=4 << 30):
-    """Run the tap to its end; (TapResult, its own peak RSS in MB, from wait4). Its address space is limited,
-    so a tap that does read a bomb whole fails the test instead of exhausting the machine."""
-    def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    """Run the tap to its end; (TapResult, its own peak RSS in MB). Its address space is limited, so a tap
+    that does read a bomb whole fails the test instead of exhausting the machine."""
+    report = tempfile.NamedTemporaryFile(suffix=".maxrss", delete=False).name
     stderr = tempfile.TemporaryFile()
-    proc = subprocess.Popen(tap_command(config, catalog, None, args), stdout=subprocess.PIPE, stderr=stderr,
-                            cwd=ROOT, preexec_fn=limit)
+    command = [sys.executable, "-c", _MEASURE, str(address_space), report] + tap_command(config, catalog, None, args)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT, start_new_session=True)
     proc.stderr_file = stderr
-    timer = threading.Timer(timeout, kill, [proc])
+    timer = threading.Timer(timeout, os.killpg, [proc.pid, signal.SIGKILL])
     timer.start()
     try:
         out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.wait()
     finally:
         timer.cancel()
-    return finish_tap(proc, [out]), usage.ru_maxrss / 1024
+    result = finish_tap(proc, [out])
+    with open(report) as measured:
+        peak = int(measured.read() or 0) / 1024
+    os.unlink(report)
+    return result, peak
 
 
 # -- case 4: a whole request has a deadline --------------------------------------------------------------
