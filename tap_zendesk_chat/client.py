@@ -210,10 +210,10 @@ class Client:
         self._stop = stop_event or threading.Event()
         self._sent = collections.deque()
         self._resume_at = 0.0  # no request before this (monotonic): a Retry-After holds every thread
+        self._budget_told_at = None  # when the log last said the request budget holds the run
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
         self._gate = _Gate(config.max_parallel_requests)
-        self._local = threading.local()
         self._idle = []  # sessions no request is using
         self._watcher = Watcher(self._stop)
         # urllib3 logs headers it cannot parse (a hostile or cut answer) with a traceback; the retry says enough
@@ -278,12 +278,14 @@ class Client:
                 wait = self._resume_at - now
                 if wait <= 0 and len(self._sent) >= budget:
                     wait = self._sent[0] + window - now
-                    if not getattr(self._local, "told", False):
-                        LOGGER.info("Request budget of %d a minute reached; waiting %.1f s", budget, wait)
-                    self._local.told = True
+                    # One line for the run's threads, again at most once a minute while the budget sets the pace.
+                    if self._budget_told_at is None or now - self._budget_told_at >= 60:
+                        self._budget_told_at = now
+                        LOGGER.info("Request budget of %d a minute reached: the next request waits %.1f s, and "
+                                    "requests go at the budget's pace from now (this line at most once a minute)",
+                                    budget, wait)
                 if wait <= 0:
                     self._sent.append(now)
-                    self._local.told = False
                     return
             self.sleep(wait)
 

@@ -86,6 +86,16 @@ def _print_redacted(exc_type, value, tb):
     sys.stderr.flush()
 
 
+def _duration(seconds):
+    """A wait or an ETA as a person reads it: 45 s, 12 min, 2 h 5 min."""
+    seconds = round(seconds)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
+
+
 class StreamReport:
     """Counts for one stream: records, requests, retries, seconds; logs progress at most every few seconds."""
 
@@ -108,13 +118,17 @@ class StreamReport:
     def start(self, detail):
         LOGGER.info("%s: starting (%s)", self.name, detail)
 
-    def add(self, count, bookmark=None):
+    def add(self, count, bookmark=None, done=None):
+        """`done`: the share of the run's time span written so far (an export's backfill), for the ETA."""
         self.records += count
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_EVERY:
             self._last_progress = now
-            rate = self.records / max(now - self._start, 1e-9)
-            LOGGER.info("%s: %d records so far (%.0f/s)%s", self.name, self.records, rate,
+            elapsed = max(now - self._start, 1e-9)
+            share = ""
+            if done is not None and 0 < done < 1:
+                share = f"{done:.0%} of the time span done, about {_duration(elapsed * (1 - done) / done)} left; "
+            LOGGER.info("%s: %s%d records so far (%.0f/s)%s", self.name, share, self.records, self.records / elapsed,
                         f", bookmark {bookmark}" if bookmark else "")
 
     def finish(self, status="done", note=""):

@@ -190,7 +190,8 @@ class Sync:
             encoded = member.plan.encode(records)
             self.writer.write_encoded(member.table, encoded, member.progress.version, format_datetime(utcnow()))
             due = member.stream.save_page(self.state, member.progress, page) or due
-            member.report.add(len(encoded), member.progress.bookmark)  # the bookmark of the STATE after this page
+            # the bookmark of the STATE after this page, and the share of the run's time span written
+            member.report.add(len(encoded), member.progress.bookmark, getattr(member.progress, "done", None))
         page.records = page.parts = None  # one page in memory at a time
         if due:
             self._write_state()

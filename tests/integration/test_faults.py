@@ -262,5 +262,5 @@ def test_client_budget_keeps_the_run_under_the_limit(simulator, dataset):
     assert time.monotonic() - stopped < 5, "the budget wait did not wake on SIGTERM"
     assert result.returncode == 143
     assert not [r for r in sim.requests if r["status"] == 429]
-    assert "Request budget of 5 a minute reached; waiting" in result.stderr
+    assert result.stderr.count("Request budget of 5 a minute reached: the next request waits") == 1
     assert result.messages[-1]["type"] == "STATE"
