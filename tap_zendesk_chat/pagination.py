@@ -330,6 +330,7 @@ class _RangeWalk:
         self.show_time = show_time
         self.splits = 0
         self.starved = False  # the writer waits for a page
+        self.unoccupied = 0  # fetchers reading no range
         self.reading_ahead = False  # fetchers read the pages (not the caller's thread)
         self.told_dense = False
         self.asked = set()  # every cursor requested in this walk
@@ -353,6 +354,11 @@ class _RangeWalk:
             return self._split()
         return None
 
+    def released(self):
+        """A fetcher fetched all of the range it claimed: it reads none now."""
+        with self.lock:
+            self.unoccupied += 1
+
     def _after(self, r):
         """The first time a split of r may start at: after its current second, never inside it."""
         return max(r.fetched[0], r.reach) + 1
@@ -369,8 +375,9 @@ class _RangeWalk:
         no id: every record of its first second); None when no range is worth it. A range whose last page
         was full and all in one second (a bulk update) gives away all the time after that second: its
         fetcher pages through the second while another reads what follows. Else the range with the most
-        pages after its current second, SPLIT_PAGES or more by its density, gives away the second half of
-        that time. (Each split costs at most one request, its range's last page cut short, and requests are
+        pages after its current second, SPLIT_PAGES or more by its density, gives away a share of that time:
+        the second half, or, while n fetchers read nothing, the last 1/(n + 1) (so that fetchers starting
+        together get equal slices, not halves of halves; no slice under half of SPLIT_PAGES). (Each split costs at most one request, its range's last page cut short, and requests are
         what the API's rate limit counts; but a range left long is read page after page at the end of a
         backfill while the other fetchers idle.)"""
         best = next((r for r in self.ranges if r.dense and not r.done and not r.exhausted
@@ -386,7 +393,8 @@ class _RangeWalk:
             if best is None:
                 return None
             after = self._after(best)
-            cut = after + (self.limit(best) - after) // 2
+            shares = max(2, min(self.unoccupied + 1, int(most / (SPLIT_PAGES / 2))))
+            cut = self.limit(best) - (self.limit(best) - after) // shares
         self.splits += 1
         second = Range((cut, None), best.end, prior=best.history(), page_size=best.page_size, claimed=True)
         best.end = cut
@@ -547,6 +555,7 @@ def _iter_fetched(walk, fetch_page, parallel, starved):
     has to wait for a page is."""
     _map_big_buffers()
     walk.reading_ahead = True
+    walk.unoccupied = parallel
     handoff = queue.Queue()  # (range, ExportPage) | (range, None): it needs no more requests | (None, error)
     slots = threading.Semaphore(parallel + 1)  # pages held: fetching, waiting, or being written
     cancelled = threading.Event()
@@ -580,7 +589,9 @@ def _iter_fetched(walk, fetch_page, parallel, starved):
                             return
                         walk.lock.wait()
                         r = walk.claim(split=parallel > 1)
+                    walk.unoccupied -= 1
                 read(r)
+                walk.released()
         except BaseException as exc:  # handed to the writer, raised there
             handoff.put((None, exc))
 
