@@ -59,20 +59,18 @@ def test_a_sliced_backfill_delivers_every_chat_once(simulator, backfill, inclusi
     assert again.records("chats") == [] and len(chats_requests(sim)) == 1
 
 
-def test_a_sliced_backfill_resumes_from_any_kill_without_loss(simulator, backfill):
-    """Killed at random points while the slices are read, each run resumed from the last STATE: every chat
-    arrives, and a resume repeats at most what the last STATE did not cover (one page)."""
-    sim = simulator(backfill, latency=LATENCY)
-    config = make_config(sim, max_parallel_requests=4)
-    rng = random.Random(82)
+def kill_and_resume(config, rng, kill_between, kills, most_runs):
+    """Runs the chats sync, killing the first `kills` runs after a random number of lines in `kill_between`
+    and resuming each from the last STATE, until one ends. (chat ids delivered under a STATE, how many
+    records those STATEs covered in all, runs, runs that resumed from unfinished slices)."""
     delivered, emitted, state, runs, resumed_slices = set(), 0, None, 0, 0
     while True:
         runs += 1
-        assert runs < 20, "the sync never finished"
+        assert runs < most_runs, "the sync never finished"
         if state and "slices" in state["bookmarks"].get("chats", {}):
             resumed_slices += 1
         proc = start_tap(config, catalog=CHATS, state=state)
-        lines = read_then_kill(proc, rng.randint(PAGE + 200, 3 * PAGE)) if runs <= 4 else []
+        lines = read_then_kill(proc, rng.randint(*kill_between)) if runs <= kills else []
         result = finish_tap(proc, lines)
         covered = []
         for message in result.messages:
@@ -84,7 +82,15 @@ def test_a_sliced_backfill_resumes_from_any_kill_without_loss(simulator, backfil
                 covered = []
         state = result.last_state or state
         if result.returncode == 0:
-            break
+            return delivered, emitted, runs, resumed_slices
+
+
+def test_a_sliced_backfill_resumes_from_any_kill_without_loss(simulator, backfill):
+    """Killed at random points while the slices are read, each run resumed from the last STATE: every chat
+    arrives, and a resume repeats at most what the last STATE did not cover (one page)."""
+    sim = simulator(backfill, latency=LATENCY)
+    delivered, emitted, runs, resumed_slices = kill_and_resume(
+        make_config(sim, max_parallel_requests=4), random.Random(82), (PAGE + 200, 3 * PAGE), kills=4, most_runs=20)
     assert sorted(delivered) == sorted(backfill.chat_ids())
     assert emitted - len(delivered) <= PAGE * (runs - 1), "more than one page repeated per resume"
     assert resumed_slices, "no run resumed from a STATE with unfinished slices"
@@ -128,26 +134,8 @@ def test_killed_inside_a_burst_and_resumed_nothing_is_lost(simulator):
     chat), each run resumed from its last STATE: every chat arrives, at most a page repeated per resume."""
     dataset = shaped("3,000 chats in one second")
     sim = simulator(dataset, latency=LATENCY)
-    config = make_config(sim, max_parallel_requests=4)
-    rng = random.Random(86)
-    delivered, emitted, state, runs = set(), 0, None, 0
-    while True:
-        runs += 1
-        assert runs < 12, "the sync never finished"
-        proc = start_tap(config, catalog=CHATS, state=state)
-        lines = read_then_kill(proc, rng.randint(1200, 3800)) if runs <= 3 else []
-        result = finish_tap(proc, lines)
-        covered = []
-        for message in result.messages:
-            if message["type"] == "RECORD":
-                covered.append(message["record"]["id"])
-            elif message["type"] == "STATE":
-                emitted += len(covered)
-                delivered.update(covered)
-                covered = []
-        state = result.last_state or state
-        if result.returncode == 0:
-            break
+    delivered, emitted, runs, _ = kill_and_resume(make_config(sim, max_parallel_requests=4), random.Random(86),
+                                                  (1200, 3800), kills=3, most_runs=12)
     assert sorted(delivered) == sorted(dataset.chat_ids())
     assert emitted - len(delivered) <= PAGE * (runs - 1), "more than one page repeated per resume"
 
