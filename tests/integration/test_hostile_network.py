@@ -108,15 +108,20 @@ def _sigterm_once_asked(server, proc, path="departments", settle=1.0):
             time.sleep(0.02)
         time.sleep(settle)
         assert proc.poll() is None, "the tap ended before the signal"
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        finally:
-            kill(proc)
-        return time.monotonic() - sent, finish_tap(proc, timeout=10)
+        return _seconds_to_obey_sigterm(proc, 20), finish_tap(proc, timeout=10)
     finally:
         kill(proc)
+
+
+def _seconds_to_obey_sigterm(proc, timeout):
+    """Send SIGTERM; the seconds until the tap ended (SIGKILL after `timeout`)."""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        kill(proc)
+    return time.monotonic() - sent
 
 
 def assert_stopped_with_its_state(result):
@@ -149,13 +154,7 @@ def test_sigterm_while_connecting_waits_at_most_the_connect_timeout():
         first = proc.stdout.readline()  # the STATE written before the first request
         assert b'"STATE"' in first or b'"SCHEMA"' in first, first
         time.sleep(1)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            kill(proc)
-        seconds = time.monotonic() - sent
+        seconds = _seconds_to_obey_sigterm(proc, 30)
         result = finish_tap(proc, [first], timeout=10)
     assert seconds < CONNECT_TIMEOUT + 2, f"the tap took {seconds:.1f} s to obey SIGTERM"
     assert_stopped_with_its_state(result)

@@ -222,19 +222,23 @@ def test_the_share_done_counts_every_slice_from_the_start_to_stop_at():
     assert share_done(((5, None, None),), 5, 5) == 1.0
 
 
+def slow_pages(api, seconds):
+    """fetch_page over `api`, pages of 20, each answer `seconds` late (so fetchers read ahead)."""
+    def fetch_page(cursor, seen):
+        def fetch(params):
+            time.sleep(seconds)
+            return api(params)
+        return fetch_export_page(fetch, "chats", cursor, 20, CHAT_KEY, True, "chats", seen)
+    return fetch_page
+
+
 def test_the_share_done_of_a_walk_grows_with_every_page():
     """However the slices interleave, the share never goes back; at the end it reaches the last record at
     least (what follows it up to stop_at, pages that came back empty say only for a slice of its own)."""
     stamps, stop = shape("bursts and a sparse tail", 20)
     records = chats_at(stamps)
     from tap_zendesk_chat.pagination import share_done
-    api = ExportApi(records, most=100_000)
-
-    def fetch_page(cursor, seen):
-        def fetch(params):
-            time.sleep(0.002)
-            return api(params)
-        return fetch_export_page(fetch, "chats", cursor, 20, CHAT_KEY, True, "chats", seen)
+    fetch_page = slow_pages(ExportApi(records, most=100_000), 0.002)
     shares = [share_done(page.cursor, T0, T0 + stop)
               for page in iter_export_ranges(fetch_page, [(T0, None, None)], T0 + stop, parallel=4, min_round_trip=0)]
     assert shares == sorted(shares) and shares[-1] >= max(stamps) / stop
@@ -246,13 +250,7 @@ def test_fetchers_starting_together_get_equal_slices(parallel):
     halves left 6 fetchers with slices of 1/4 and 1/8: at 1.5 s a page, 84% of the ceiling, not 94%)."""
     stamps, stop = shape("uniform", 20)
     records = chats_at(stamps)
-    api = ExportApi(records, most=100_000)
-
-    def fetch_page(cursor, seen):
-        def fetch(params):
-            time.sleep(0.01)
-            return api(params)
-        return fetch_export_page(fetch, "chats", cursor, 20, CHAT_KEY, True, "chats", seen)
+    fetch_page = slow_pages(ExportApi(records, most=100_000), 0.01)
     first = None
     for page in iter_export_ranges(fetch_page, [(T0, None, None)], T0 + stop, parallel=parallel, min_round_trip=0):
         if first is None and len(page.cursor) == parallel:
