@@ -84,6 +84,7 @@ class SelectedStream:
     replication_method: str
     table: str = None  # the name its messages carry (Naming.table); its own name when None
     key_properties: tuple = None  # its keys as the run names them (Naming.keys); its own when None
+    flatten: object = None  # flattening_enabled: turns each encoded record into its flattened form (see sync)
 
     def __post_init__(self):
         self.table = self.table or self.name

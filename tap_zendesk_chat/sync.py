@@ -29,6 +29,7 @@ class _Member:
     report: StreamReport
     plan: RecordPlan
     table: str  # the name its messages carry
+    flatten: object = None  # SelectedStream.flatten: .encode(encoded records) -> their flattened form
 
 
 class Sync:
@@ -160,7 +161,7 @@ class Sync:
                           selected.key_properties, selected.name,
                           on_withheld=None if self.rejects is None else
                           lambda why, text, name=selected.table: self.rejects.add(name, why, text))
-        return _Member(selected.name, stream, progress, report, plan, selected.table)
+        return _Member(selected.name, stream, progress, report, plan, selected.table, selected.flatten)
 
     def _finish(self, plan, report, note=""):
         for (pattern, declared, seen), count in sorted(plan.unfit.items()):
@@ -188,6 +189,8 @@ class Sync:
             if len(members) > 1:  # the transform works in place; each stream gets its own copy
                 records = [copy.deepcopy(r) for r in records]
             encoded = member.plan.encode(records)
+            if member.flatten is not None:
+                encoded = member.flatten.encode(encoded)
             self.writer.write_encoded(member.table, encoded, member.progress.version, format_datetime(utcnow()))
             due = member.stream.save_page(self.state, member.progress, page) or due
             # the bookmark of the STATE after this page, and the share of the run's time span written
