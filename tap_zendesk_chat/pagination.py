@@ -731,3 +731,61 @@ def _prefetch(pages):
         cancelled.set()
         wanted.release()
         worker.join()
+
+
+# -- what streams sharing an export walk each still need ------------------------------------------------
+# Streams read in one walk of an export (chats and its child streams) keep a bookmark each: the slices
+# ((time, id, end), ...) they still need. They agree but when a stream was added to the selection or
+# left out of a run; then the walk reads what any of them needs (`union_slices`), each keeps from a page
+# only what it needs (`pending`), and each one's bookmark after a page is what it needed then and the
+# walk still needs (`intersect_slices`). A slice holds every record of its time from its cursor's
+# second on, but the cursor record itself (the API's order within a second is not known here: a record
+# of the cursor's second may come again, never go missing), up to `end`, exclusive (None: open).
+
+def pending(key, slices):
+    """Whether a record of `key` ((time, id); None: unreadable) is inside `slices`: not yet written."""
+    if key is None:
+        return True
+    when = key[0]
+    for start, ident, end in slices:
+        if (end is None or when < end) and (when > start or (when == start and (ident is None or key[1] != ident))):
+            return True
+    return False
+
+
+def _lower(a, b, pick):
+    """The start of a union (pick=min) or an intersection (pick=max) of two slices' starts (time, id). At one
+    second with two different ids, the whole second (id None): more is read again, nothing is missed."""
+    if a[0] != b[0]:
+        return pick(a, b, key=lambda start: start[0])
+    return a if a[1] == b[1] else (a[0], None) if pick is min or a[1] is not None and b[1] is not None \
+        else (a if a[1] is not None else b)
+
+
+def _end_key(end):
+    return float("inf") if end is None else end
+
+
+def union_slices(*sets):
+    """The slices holding everything any of `sets` holds, in time order, the last one open."""
+    merged = []
+    for start, ident, end in sorted((s for slices in sets for s in slices), key=lambda s: s[0]):
+        if merged and start <= _end_key(merged[-1][2]):
+            last = merged[-1]
+            lower = _lower((last[0], last[1]), (start, ident), min)
+            merged[-1] = (*lower, None if last[2] is None or end is None else max(last[2], end))
+        else:
+            merged.append((start, ident, end))
+    return tuple(merged)
+
+
+def intersect_slices(a, b):
+    """The slices holding what both `a` and `b` hold, in time order."""
+    out = []
+    for a_start, a_id, a_end in a:
+        for b_start, b_id, b_end in b:
+            lower = _lower((a_start, a_id), (b_start, b_id), max)
+            end = None if a_end is None and b_end is None else min(_end_key(a_end), _end_key(b_end))
+            if end is None or lower[0] < end:
+                out.append((*lower, end))
+    return tuple(sorted(out, key=lambda s: s[0]))

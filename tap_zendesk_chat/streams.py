@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import singer
 
-from tap_zendesk_chat import fastjson, pagination
+from tap_zendesk_chat import children, fastjson, pagination
 from tap_zendesk_chat import state as states
 from tap_zendesk_chat.errors import UnexpectedResponseError
 from tap_zendesk_chat.dates import datetime_from_number, format_datetime, from_epoch, parse_datetime, to_epoch, utcnow
@@ -44,6 +44,7 @@ class Progress:
     saved: object = None  # an export's slices as the last STATE has them
     span: tuple = None  # an export's time span this run, (start, stop_at) in its unit
     done: float | None = None  # the share of that span its written pages cover (all its slices together)
+    own: tuple = None  # an export sharing a walk that reads more than it needs: the slices it needs (see select)
 
 
 class Stream:
@@ -67,6 +68,7 @@ class Stream:
     optional_why = ""
     fix_record = None  # a stream's own repair of one record, run before the schema's plan
     fix_fields = ()  # the top-level fields fix_record may change
+    fresh_rows = False  # `select` builds records of its own (no other stream of its walk shares them)
 
     @property
     def walk(self):
@@ -179,6 +181,11 @@ class IncrementalExportStream(Stream):
     id_field = "id"
     quiet_seconds = 300  # the export refuses a start_time within 5 minutes of now
 
+    @property
+    def time_field(self):
+        """The records' field the export is ordered by (the replication key, but for child streams)."""
+        return self.replication_key
+
     def check(self, client):
         body = client.get(self.path, {"start_time": to_epoch(utcnow() - datetime.timedelta(days=1), self.time_unit),
                                       "limit": 1, "fields": f"{self.records_key}(*)"})
@@ -208,6 +215,28 @@ class IncrementalExportStream(Stream):
         return Progress((slices, stop_at, ceiling), version, detail, when, notes, full_table, saved=tuple(slices),
                         span=(slices[0][0], stop_at), done=0.0)
 
+    def merge_resumes(self, progresses):
+        """Where a walk shared by several streams starts: where all of them stand, when they agree (as they
+        do once they were synced together); else everything any of them still needs, each one then keeping
+        only its own share of each page (Progress.own, see pagination.union_slices)."""
+        needs = [tuple(p.resume[0]) for p in progresses]
+        if all(n == needs[0] for n in needs):
+            return progresses[0].resume
+        walk = pagination.union_slices(*needs)
+        for progress, need in zip(progresses, needs):
+            if need != walk:
+                progress.own = need
+        _, stop_at, ceiling = progresses[0].resume
+        LOGGER.info("%s: the streams of this walk stand at different bookmarks; it reads from the earliest, each "
+                    "stream keeps only what it has not written (a stream just selected catches up)", self.walk)
+        return list(walk), stop_at, ceiling
+
+    def select(self, page, progress):
+        if progress.own is None:
+            return page.records
+        own, key_of = progress.own, self.key_of
+        return [record for record in page.records if pagination.pending(key_of(record), own)]
+
     def iter_pages(self, client, config, resume):
         slices, stop_at, ceiling = resume
         unit = self.time_unit
@@ -223,13 +252,15 @@ class IncrementalExportStream(Stream):
                                              what=self.name, show_time=lambda t: format_datetime(from_epoch(t, unit)))
 
     def save_page(self, state, progress, page):
-        """A STATE is due when the slices moved: after records, or a slice that finished."""
-        if page.cursor == progress.saved:
+        """A STATE is due when the slices moved: after records, or a slice that finished. A stream that needs
+        less than its walk reads needs, after a page, what it needed and the walk still needs."""
+        cursor = page.cursor if progress.own is None else pagination.intersect_slices(progress.own, page.cursor)
+        if cursor == progress.saved:
             return False
-        progress.saved = page.cursor
-        progress.done = pagination.share_done(page.cursor, *progress.span)
+        progress.saved = cursor
+        progress.done = pagination.share_done(cursor, *progress.span)
         progress.bookmark = states.set_export_cursor(state, self.name, self.replication_key, self.time_unit,
-                                                     page.cursor, progress.version, progress.full_table)
+                                                     cursor, progress.version, progress.full_table)
         return True
 
     def end(self, state, progress):
@@ -260,7 +291,7 @@ class IncrementalExportStream(Stream):
 
     @functools.cached_property
     def _key_decoder(self):
-        fields = [(self.replication_key, Any, None), (self.id_field, Any, None)]
+        fields = [(self.time_field, Any, None), (self.id_field, Any, None)]
         return msgspec.json.Decoder(msgspec.defstruct("ExportKey", fields, gc=False)).decode
 
     def key_of(self, record):
@@ -271,9 +302,9 @@ class IncrementalExportStream(Stream):
                 key = self._key_decoder(record)
             except msgspec.ValidationError:
                 return None
-            when, ident = getattr(key, self.replication_key), getattr(key, self.id_field)
+            when, ident = getattr(key, self.time_field), getattr(key, self.id_field)
         elif record.__class__ is dict:
-            when, ident = record.get(self.replication_key), record.get(self.id_field)
+            when, ident = record.get(self.time_field), record.get(self.id_field)
         else:
             return None
         if ident.__class__ not in (int, str):
@@ -406,6 +437,27 @@ class Chats(IncrementalExportStream):
                     webpath[index] = {"values": item}
 
 
+class ChatChild(Chats):
+    """One array of each chat as a stream of its own (children.py): read in the chats walk, from the chats
+    export's pages (no request of its own), with a bookmark of its own in the walk's terms, so it can be
+    selected with chats or without, and added later (it then catches up from its own bookmark)."""
+
+    key_properties = ("chat_id", "position")
+    replication_key = "chat_update_timestamp"
+    fix_record = None
+    fix_fields = ()
+    walk = "chats"
+    time_field = "update_timestamp"
+    fresh_rows = True
+
+    def __init__(self, name):
+        self.name = name
+        self.rows = children.CHILDREN[name].rows
+
+    def select(self, page, progress):
+        return self.rows(super().select(page, progress))
+
+
 class AgentTimeline(IncrementalExportStream):
     """Agent status intervals; no end_id in the API, so the cursor is the last (start_time, agent_id)."""
 
@@ -452,3 +504,4 @@ class AgentEvents(IncrementalExportStream):
 STREAMS = {cls.name: cls() for cls in (
     Account, Agents, Bans, BannedIps, BannedVisitors, Chats, AgentTimeline, Departments, Goals, Roles,
     Skills, Shortcuts, Triggers, RoutingSettings, Conversions, DepartmentEvents, AgentEvents)}
+STREAMS.update((name, ChatChild(name)) for name in children.CHILDREN)

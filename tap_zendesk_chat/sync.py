@@ -15,7 +15,7 @@ from tap_zendesk_chat.errors import ApiError, EndpointError, Interrupted, Stream
 from tap_zendesk_chat.dates import format_datetime, utcnow
 from tap_zendesk_chat.report import StreamReport, log_summary
 from tap_zendesk_chat.streams import STREAMS
-from tap_zendesk_chat.transform import UNEXPECTED_FIELD, RecordPlan
+from tap_zendesk_chat.transform import UNEXPECTED_FIELD, Raw, RecordPlan
 
 LOGGER = singer.get_logger()
 
@@ -186,8 +186,9 @@ class Sync:
         due = False
         for member in members:
             records = member.stream.select(page, member.progress)
-            if len(members) > 1:  # the transform works in place; each stream gets its own copy
-                records = [copy.deepcopy(r) for r in records]
+            if len(members) > 1 and not member.stream.fresh_rows:
+                # the transform works in place on decoded records; each stream gets its own copy
+                records = [r if r.__class__ is Raw else copy.deepcopy(r) for r in records]
             encoded = member.plan.encode(records)
             if member.flatten is not None:
                 encoded = member.flatten.encode(encoded)

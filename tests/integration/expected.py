@@ -10,12 +10,17 @@ from tap_zendesk_chat.streams import STREAMS
 
 # Streams whose records are one array of their endpoint's body: the array they take.
 BAN_ARRAYS = {"bans": ("ip_address", "visitor"), "banned_ips": ("ip_address",), "banned_visitors": ("visitor",)}
+# The child streams of chats: the chat's array each one's rows are the items of (chat_agents: two side by side).
+CHILD_ARRAYS = {"chat_history": "history", "chat_tags": "tags", "chat_agents": ("agent_ids", "agent_names"),
+                "chat_webpath": "webpath", "chat_engagements": "engagements", "chat_conversions": "conversions"}
 
 
 def expected_records(dataset, stream):
     """The API's records of `stream` as the simulator serves them now (overrides included): a single object
     for account and routing_settings, a ban in the array it came in (given that array's name as its type
     when it has none, as the tap does)."""
+    if stream in CHILD_ARRAYS:
+        return child_rows(dataset.served("chats"), stream)
     if stream in BAN_ARRAYS:
         bans = dataset.served("bans")
         records = []
@@ -85,3 +90,40 @@ def utc_z(raw):
 
 
 assert set(STREAMS) >= set(BAN_ARRAYS)
+
+
+def child_rows(chats, stream):
+    """A child stream's rows, as the API's chats hold them before any transform: one per item of the chat's
+    array, keyed by chat id and position, with the chat's update_timestamp; an object item's fields are the
+    row's, a non-object one is kept under its path in _unexpected_values (a webpath one is {"values": item},
+    a tag is the row's `tag`)."""
+    array = CHILD_ARRAYS[stream]
+    rows = []
+    for chat in chats:
+        if not isinstance(chat, dict):
+            continue
+        keys = {"chat_id": chat.get("id"), "chat_update_timestamp": chat.get("update_timestamp")}
+        if stream == "chat_agents":
+            ids, names = chat.get("agent_ids") or [], chat.get("agent_names") or []
+            for position in range(max(len(ids), len(names))):
+                rows.append(dict(keys, position=position, agent_id=ids[position] if position < len(ids) else None,
+                                 agent_name=names[position] if position < len(names) else None))
+            continue
+        items = chat.get(array)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            rows.append(dict(keys, position=0, _unexpected_values={array: items}))
+            continue
+        for position, item in enumerate(items):
+            row = dict(keys, position=position)
+            if stream == "chat_tags":
+                row["tag"] = item
+            elif isinstance(item, dict):
+                row.update(item)
+            elif item is not None and stream == "chat_webpath":
+                row["values"] = item
+            elif item is not None:
+                row["_unexpected_values"] = {f"{array}[{position}]": item}
+            rows.append(row)
+    return copy.deepcopy(rows)

@@ -1,0 +1,208 @@
+"""A chat's arrays as rows of their own: the child streams of chats (chat_history, chat_tags, ...).
+
+They are read in the same pass over the chats export as chats (no request of their own): each page's
+chats give each child stream its rows. A row is keyed by the chat's id (`chat_id`) and the item's place
+in the chat's array (`position`, from 0), and carries `chat_update_timestamp`, the chat's
+`update_timestamp` in the version the row was read from: a chat that comes again with a shorter array
+leaves its old rows of higher positions in an upserting target, and a row is current only while its
+`chat_update_timestamp` equals the chat's `update_timestamp` (README, "Child tables").
+
+An object item's fields become the row's fields, as the API sent them (the stream's RecordPlan then
+conforms them to its schema, as for any record). An item that is not an object (the API sent a string
+where an event object belongs) is kept, as sent, in the row's UNEXPECTED_FIELD under its path in the
+chat (`history[3]`); a null item is a row with its keys only, so that positions stay the chat's. An
+array that is not an array is one row at position 0 keeping the value the same way. Nothing is dropped.
+
+Rows come in two forms, like chats: from a chat still in the page's bytes (msgspec.Raw), rows whose values
+are slices of those bytes, encoded at C speed into a Raw the RecordPlan's probe reads; from a decoded chat
+(a dict), rows of Python values."""
+import copy
+
+import msgspec
+
+from tap_zendesk_chat.fastjson import TooDeep
+from tap_zendesk_chat.transform import UNEXPECTED_FIELD
+
+Raw = msgspec.Raw
+KEYS = ("chat_id", "position", "chat_update_timestamp")
+_encode = msgspec.json.Encoder().encode
+_item_fields = msgspec.json.Decoder(dict[str, Raw]).decode
+_items = msgspec.json.Decoder(list[Raw]).decode
+_NULL = b"null"
+
+
+def _chat_struct(arrays):
+    fields = [("id", Raw, None), ("update_timestamp", Raw, None)] + [(name, Raw, None) for name in arrays]
+    return msgspec.json.Decoder(msgspec.defstruct("ChatArrays", fields, gc=False)).decode
+
+
+class _Value:
+    """How values of one form are read: slices of the page's bytes, or decoded Python values."""
+
+    @staticmethod
+    def is_null(value):
+        return value is None
+
+
+class _RawValues(_Value):
+    @staticmethod
+    def is_null(value):
+        return value is None or bytes(value) == _NULL
+
+    @staticmethod
+    def items(value):
+        """The array's items, or None when the value is not an array."""
+        try:
+            return _items(value)
+        except msgspec.ValidationError:
+            return None
+
+    @staticmethod
+    def fields(item):
+        """An object item's fields, or None when it is not an object."""
+        try:
+            return _item_fields(item)
+        except msgspec.ValidationError:
+            return None
+
+    @staticmethod
+    def sent(value):
+        """The value as kept in UNEXPECTED_FIELD."""
+        return value
+
+    @staticmethod
+    def finish(row):
+        return Raw(_encode(row))
+
+
+class _DecodedValues(_Value):
+    @staticmethod
+    def items(value):
+        return value if value.__class__ is list else None
+
+    @staticmethod
+    def fields(item):
+        """A copy: the page's chat stays as it came for the other streams of the walk."""
+        return copy.deepcopy(item) if item.__class__ is dict else None
+
+    @staticmethod
+    def sent(value):
+        return value.text if value.__class__ is TooDeep else value
+
+    @staticmethod
+    def finish(row):
+        return row
+
+
+RAW, DECODED = _RawValues(), _DecodedValues()
+
+
+class Child:
+    """One child stream's rows from a page of chats. `array`: the chat's field it unnests; `make_rows(keys,
+    items, form)` the rows of one chat from its array's items (the default: one row per object item)."""
+
+    def __init__(self, name, array, value_field=None, webpath=False):
+        self.name = name
+        self.array = array
+        self.value_field = value_field  # an array of scalars: each item is this field of its row
+        self.webpath = webpath  # non-object items are {"values": item}, as the chats stream has them
+        self.decode_raw = _chat_struct((array,))
+
+    def rows(self, records):
+        out = []
+        for record in records:
+            if record.__class__ is Raw:
+                try:
+                    chat = self.decode_raw(record)
+                except msgspec.ValidationError:  # not an object: the chats stream reports it
+                    continue
+                form, ident, updated, value = RAW, chat.id, chat.update_timestamp, getattr(chat, self.array)
+            elif record.__class__ is dict:
+                form, ident, updated, value = DECODED, record.get("id"), record.get("update_timestamp"), \
+                    record.get(self.array)
+            else:
+                continue
+            if form.is_null(value):
+                continue
+            self.add_rows(out, form, ident, updated, value)
+        return out
+
+    def add_rows(self, out, form, ident, updated, value):
+        items = form.items(value)
+        if items is None:  # not an array: kept whole
+            out.append(form.finish(self._row(ident, 0, updated, {UNEXPECTED_FIELD: {self.array: form.sent(value)}})))
+            return
+        for position, item in enumerate(items):
+            out.append(form.finish(self._item_row(form, ident, position, updated, item)))
+
+    def _row(self, ident, position, updated, fields):
+        row = {"chat_id": ident, "position": position, "chat_update_timestamp": updated}
+        row.update(fields)
+        return row
+
+    def _item_row(self, form, ident, position, updated, item):
+        if self.value_field is not None:
+            return self._row(ident, position, updated, {self.value_field: copy.deepcopy(item)})
+        if form.is_null(item):
+            return self._row(ident, position, updated, {})
+        fields = form.fields(item)
+        if fields is None:
+            if self.webpath:  # as Chats.fix_record makes it
+                return self._row(ident, position, updated, {"values": item})
+            return self._row(ident, position, updated, {UNEXPECTED_FIELD: {f"{self.array}[{position}]": form.sent(item)}})
+        clashes = [key for key in KEYS if key in fields]
+        if clashes or UNEXPECTED_FIELD in fields:
+            # The item's own field of a key's name: kept, as sent, under its path; the key is the row's.
+            kept = {f"{self.array}[{position}].{key}": form.sent(fields.pop(key)) for key in clashes}
+            if UNEXPECTED_FIELD in fields:
+                kept[f"{self.array}[{position}].{UNEXPECTED_FIELD}"] = form.sent(fields.pop(UNEXPECTED_FIELD))
+            fields[UNEXPECTED_FIELD] = kept
+        return self._row(ident, position, updated, fields)
+
+
+class AgentsChild(Child):
+    """`agent_ids` and `agent_names` side by side: the agents of a chat, in order, one row each."""
+
+    def __init__(self, name):
+        super().__init__(name, "agent_ids")
+        self.decode_raw = _chat_struct(("agent_ids", "agent_names"))
+
+    def rows(self, records):
+        out = []
+        for record in records:
+            if record.__class__ is Raw:
+                try:
+                    chat = self.decode_raw(record)
+                except msgspec.ValidationError:
+                    continue
+                form, ident, updated, ids, names = RAW, chat.id, chat.update_timestamp, chat.agent_ids, \
+                    chat.agent_names
+            elif record.__class__ is dict:
+                form, ident, updated = DECODED, record.get("id"), record.get("update_timestamp")
+                ids, names = record.get("agent_ids"), record.get("agent_names")
+            else:
+                continue
+            id_items = [] if form.is_null(ids) else form.items(ids)
+            name_items = [] if form.is_null(names) else form.items(names)
+            kept = {}
+            if id_items is None:
+                kept["agent_ids"], id_items = form.sent(ids), []
+            if name_items is None:
+                kept["agent_names"], name_items = form.sent(names), []
+            for position in range(max(len(id_items), len(name_items), 1 if kept else 0)):
+                fields = {"agent_id": id_items[position] if position < len(id_items) else None,
+                          "agent_name": name_items[position] if position < len(name_items) else None}
+                if kept and position == 0:
+                    fields[UNEXPECTED_FIELD] = kept
+                out.append(form.finish(self._row(ident, position, updated, fields)))
+        return out
+
+
+CHILDREN = {child.name: child for child in (
+    Child("chat_history", "history"),
+    Child("chat_tags", "tags", value_field="tag"),
+    AgentsChild("chat_agents"),
+    Child("chat_webpath", "webpath", webpath=True),
+    Child("chat_engagements", "engagements"),
+    Child("chat_conversions", "conversions"),
+)}
