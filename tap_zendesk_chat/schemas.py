@@ -98,6 +98,8 @@ def get_metadata(stream, schema, key_properties=None):
         "inclusion": "available",
         "selected-by-default": True,
     }
+    if getattr(stream, "parent", None):
+        root["parent-tap-stream-id"] = stream.parent  # its rows come from that stream's records
     if stream.replication_method == "FULL_TABLE":
         root["forced-replication-method"] = "FULL_TABLE"
     else:

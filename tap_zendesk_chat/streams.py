@@ -446,7 +446,7 @@ class ChatChild(Chats):
     replication_key = "chat_update_timestamp"
     fix_record = None
     fix_fields = ()
-    walk = "chats"
+    walk = parent = "chats"
     time_field = "update_timestamp"
     fresh_rows = True
 
