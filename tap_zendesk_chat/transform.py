@@ -3,6 +3,8 @@ SCHEMA the tap emitted for its stream, whatever the API sent:
 
 - dates are normalised to ISO-8601 UTC with `Z` (a number where a date is declared is epoch time);
 - the 0/1 the API sometimes sends for a boolean becomes false/true;
+- an id the API sent as a string of digits ("123") where only integers are declared becomes that integer, so
+  every field naming another stream's row has that row's key type (`chats.department_id = departments.id`);
 - a value that still does not fit its declared type goes out as null, and the value the API sent is kept
   under its path (`history[3].skills_name`) in the record's UNEXPECTED_FIELD object;
 - deselected fields are dropped; fields the schema does not list are kept as they came.
@@ -139,19 +141,28 @@ def _unfit_value(value):
     return value
 
 
+def integer_of_text(text):
+    """The integer a string names when nothing is lost converting it: ASCII digits in canonical form ("123",
+    "0"; not "0123", "+1", " 1", "1.0", "١٢٣"), else None. The API sends the same ids as 123 or "123"."""
+    if text.isascii() and text.isdigit() and (text[0] != "0" or len(text) == 1):
+        try:
+            return int(text)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return None
+    return None
+
+
 def _recover_key(key, unfit):
-    """A key value of the other id type, converted when nothing is lost (an id the API sent as "123" where
-    integers are declared, or 123 where strings are): the record keeps its key instead of being withheld.
-    Removed from the unfit values (nothing is unexpected about it once converted); None when it cannot be."""
+    """A key value of the other id type, converted when nothing is lost (123 where strings are declared; "123"
+    where integers are is converted by conform, as in any field): the record keeps its key instead of being
+    withheld. Removed from the unfit values (nothing is unexpected about it once converted); None when it
+    cannot be."""
     for index, (path, value, node) in enumerate(unfit.found if unfit is not None else ()):
         if path != key:
             continue
         types = node.types or frozenset()
         converted = None
-        if value.__class__ is str and "integer" in types and value.isascii() and value.isdigit() \
-                and str(int(value)) == value:
-            converted = int(value)
-        elif value.__class__ is int and "string" in types and not node.date:
+        if value.__class__ is int and "string" in types and not node.date:
             converted = str(value)
         if converted is not None:
             del unfit.found[index]
@@ -168,18 +179,20 @@ def _encodable(value):
 
 
 def conform_properties(value, properties, unfit):
-    """Conform the declared properties of an object in place: ((key, conform, classes that need nothing), ...)."""
+    """Conform the declared properties of an object in place: {key: (conform, classes that need nothing)}.
+    Walks the object's own keys (a history event holds 6 of the 25 an event may have); replacing a value
+    while iterating is safe, the object's size does not change."""
     stack = unfit.stack
-    for key, fn, fast in properties:
-        if key in value:
-            inner = value[key]
-            if inner.__class__ in fast:
-                continue
-            stack.append(key)
-            fixed = fn(inner, unfit)
-            if fixed is not inner:
-                value[key] = fixed
-            stack.pop()
+    get = properties.get
+    for key, inner in value.items():
+        entry = get(key)
+        if entry is None or inner.__class__ in entry[1]:
+            continue
+        stack.append(key)
+        fixed = entry[0](inner, unfit)
+        if fixed is not inner:
+            value[key] = fixed
+        stack.pop()
 
 
 def compile_conform(node):
@@ -189,11 +202,12 @@ def compile_conform(node):
     accepted = tuple({cls for t in node.types for cls in _PY_CLASSES[t]})
     date, boolish = node.date, node.boolish
     numeric = bool(node.types & {"integer", "number"})
-    properties = tuple((key, fn, fn.fast) for key, fn in ((k, compile_conform(sub)) for k, sub in node.properties)
-                       if fn is not None)
+    properties = {key: (fn, fn.fast) for key, fn in ((k, compile_conform(sub)) for k, sub in node.properties)
+                  if fn is not None}
     items = compile_conform(node.items) if node.items is not None else None
     items_fast = items.fast if items is not None else frozenset()
     integer_only = "integer" in node.types and "number" not in node.types
+    from_text = "integer" in node.types and "string" not in node.types  # "123" -> 123
     canonical = CANONICAL_FAST.match
 
     def reject(value, unfit):
@@ -235,6 +249,10 @@ def compile_conform(node):
                 return normalize_datetime(value)
             except ValueError:
                 return reject(value, unfit)
+        if cls is str and from_text:
+            number = integer_of_text(value)
+            if number is not None:
+                return number
         return reject(value, unfit)
 
     # The classes of value that need nothing at all: the caller skips the call for them.
@@ -385,7 +403,7 @@ class RecordPlan:
         self.keep_unexpected = UNEXPECTED_FIELD in properties and UNEXPECTED_FIELD not in self.deselected
         self._nodes = [(key, build_node(sub, key)) for key, sub in properties.items() if key not in self.deselected]
         self._conform = [(key, fn) for key, fn in ((k, compile_conform(n)) for k, n in self._nodes) if fn is not None]
-        self._conform_fast = [(key, fn, fn.fast) for key, fn in self._conform]
+        self._conform_fast = {key: (fn, fn.fast) for key, fn in self._conform}
         self._compile_probe(fix_fields)
 
     # -- records still in the page's bytes --------------------------------------------------------------

@@ -15,11 +15,11 @@ nothing from tap_zendesk_chat: it is the README's list of normalisations, writte
    - objects and arrays are walked through their properties and items;
    where it is not: an integer 0/1 where a boolean (and no number) is declared becomes false/true; a
    number where a date-time (and no number) is declared is epoch seconds, milliseconds or microseconds
-   by size; anything else does not fit;
+   by size; a string of ASCII digits in canonical form ("123", "0"; not "0123", "+1", " 1", "1.0") where
+   integer (and no string) is declared becomes that integer; anything else does not fit;
 5. a value that does not fit becomes null, and the value as sent is kept under its path ("a.b[2].c") in
    the record's "_unexpected_values" object (only when the schema declares that field); except a key
-   property of the other id type, converted when nothing is lost: "123" (digits, no leading zero) where
-   integer is declared becomes 123, an integer where a (non date-time) string is declared becomes "123";
+   property sent as an integer where a (non date-time) string is declared, which becomes "123";
 6. everything else is kept as it is, fields the schema does not list included.
 """
 import copy
@@ -58,9 +58,7 @@ def reference_transform(record, schema, deselected=(), stream=None, key_properti
     for key in key_properties:
         if record.get(key) is None and key in unexpected and key in properties:
             sent, types = unexpected[key], _types(properties[key])
-            if isinstance(sent, str) and "integer" in types and re.fullmatch(r"0|[1-9][0-9]*", sent):
-                record[key] = int(unexpected.pop(key))
-            elif type(sent) is int and "string" in types and properties[key].get("format") != "date-time":
+            if type(sent) is int and "string" in types and properties[key].get("format") != "date-time":
                 record[key] = str(unexpected.pop(key))
     if any(record.get(key) is None for key in key_properties):
         return None
@@ -107,6 +105,12 @@ def _conform(value, schema, types, path, unexpected):
         return value == 1
     if type(value) in (int, float) and is_date and not numeric:
         return _from_epoch(value)
+    if isinstance(value, str) and "integer" in types and "string" not in types and re.fullmatch("0|[1-9][0-9]*", value,
+                                                                                                 re.ASCII):
+        try:
+            return int(value)
+        except ValueError:  # beyond Python's limit of digits for int()
+            raise _NotFit from None
     raise _NotFit
 
 

@@ -3,7 +3,8 @@ the export streams) and the same record decoded (every other stream, and the fal
 
 Records are generated from each stream's own schema, with the API's quirks and worse mixed in: 0/1 for
 booleans, timestamps in every form (offsets, "+00:00Z", garbage, numbers, impossible days), objects that
-are strings, webpath pairs, keys that are null or missing, fields no schema lists, huge integers."""
+are strings, webpath pairs, keys that are null or missing, fields no schema lists, huge integers, ids as strings
+of digits where integers are declared ("123", and "0123", "+1", "1.0" that are not converted)."""
 import copy
 import json
 
@@ -32,7 +33,15 @@ def _is_boolean(schema):
     return isinstance(schema, dict) and _types(schema) - {"null"} == {"boolean"}
 
 
+def _is_integer(schema):
+    """Declared integer and not string: where an id sent as "123" becomes 123."""
+    return isinstance(schema, dict) and "integer" in _types(schema) and "string" not in _types(schema)
+
+
 CANONICAL = st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if d.microsecond % 3 else f".{d.microsecond:06d}Z"))
+# Ids as the API sends them where integers are declared: digits in a string, canonical or not.
+ID_TEXTS = st.integers(0, 10 ** 20).map(str) | st.sampled_from([
+    "0", "0123", "+1", "-5", " 1", "1 ", "1.0", "1e3", "12a", "", "١٢٣", "²", "1_000", "0x1f", "9" * 5000])
 ODD_DATES = st.sampled_from([
     "2024-05-01T10:00:00+00:00", "2017-04-24T12:43:37+00:00Z", "2024-05-01T09:30:00+02:00", "2024-05-01 10:00:00",
     "2024-05-01T10:00:00", "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2024-04-31T00:00:00Z", "0999-01-01T00:00:00Z",
@@ -52,6 +61,8 @@ def value_for(schema, depth=0):
         return CANONICAL | CANONICAL | ODD_DATES | st.none() | st.integers(0, 2 ** 40) | JSON
     if _is_boolean(schema):
         return st.sampled_from([True, False, 0, 1, 2, -1, None, "true", 1.0, 10 ** 20])
+    if _is_integer(schema) and not {"object", "array"} & _types(schema):
+        return ID_TEXTS | st.integers() | JSON
     types = _types(schema)
     if "object" in types and isinstance(schema.get("properties"), dict) and depth < 3:
         return record_for(schema, depth + 1) | JSON
