@@ -42,6 +42,7 @@ AGENTS, IP_BANS, VISITOR_BANS, TIMELINE = 250, 120, 80, 400
 AGENTS_PAGE, BANS_PAGE = 100, 500
 # Targets of issue 6.
 TARGET_RATE = 10_000
+TARGET_CHILDREN_RATE = 5_000  # issue 19: chats with every child stream selected, chats per CPU second
 TARGET_RAW_FACTOR = 2.0
 TARGET_RSS_MB = 100
 RSS_FLAT_MB = 10  # "flat": peak RSS at the largest N within this of the smallest
@@ -50,10 +51,10 @@ SUMMARY_LINE = re.compile(r"(\w+): (\w+), (\d+) records, (\d+) requests, (\d+) r
 
 def minimum_pages(records):
     """Fewest requests each endpoint of the other streams can take for the records its streams delivered
-    (a full page means one more GET), for every stream of the tap's STREAMS but chats."""
+    (a full page means one more GET), for every stream of the tap's STREAMS but those of the chats walk."""
     pages = {}
     for name, stream in STREAMS.items():
-        if name == "chats":
+        if stream.walk == "chats":
             continue
         count = records.get(name, 0)
         if stream.replication_method == "INCREMENTAL":
@@ -258,7 +259,9 @@ def bench_one(chats, args, workdir, catalog_cache):
             catalog_cache["catalog"] = discover(config, workdir)
         catalog = catalog_cache["catalog"]
         chats_catalog = catalog_selecting(catalog, workdir, "chats", lambda name: name == "chats")
-        others_catalog = catalog_selecting(catalog, workdir, "others", lambda name: name != "chats")
+        chats_walk = {name for name, stream in STREAMS.items() if stream.walk == "chats"}
+        others_catalog = catalog_selecting(catalog, workdir, "others", lambda name: name not in chats_walk)
+        children_catalog = catalog_selecting(catalog, workdir, "children", lambda name: name in chats_walk)
 
         tap_runs, raw_runs, floor_runs = [], [], []
         for attempt in range(args.repeat):
@@ -282,6 +285,10 @@ def bench_one(chats, args, workdir, catalog_cache):
             print(f"   tap  chats, every record on the careful path: {careful['wall_s']:.2f} s wall, "
                   f"{chats / careful['wall_s']:,.0f} chats/s, {careful['cpu_s'] / chats * 10_000:.3f} CPU s/10k, "
                   f"{careful['peak_rss_mb']:.0f} MB peak RSS", flush=True)
+        children = requests_during(sim, lambda: run_tap(config, children_catalog, args.core, workdir, "children"))
+        print(f"   tap  chats and every child stream: {children['wall_s']:.2f} s wall, {children['cpu_s']:.2f} s CPU, "
+              f"{chats / children['cpu_s']:,.0f} chats/CPU-s, {sum(v for k, v in children['records'].items() if k != 'total'):,} records, "
+              f"{children['peak_rss_mb']:.0f} MB peak RSS", flush=True)
         others = requests_during(sim, lambda: run_tap(config, others_catalog, args.core, workdir, "others"))
         print(f"   tap  others : {others['wall_s']:.2f} s wall, {others['cpu_s']:.2f} s CPU, "
               f"{others['peak_rss_mb']:.0f} MB peak RSS", flush=True)
@@ -294,7 +301,7 @@ def bench_one(chats, args, workdir, catalog_cache):
     raw = best(raw_runs) if raw_runs else None
     return {"chats": chats, "simulator_startup_s": sim.startup_s, "tap": tap, "tap_runs": tap_runs,
             "raw": raw, "raw_runs": raw_runs, "floor": best(floor_runs) if floor_runs else None,
-            "floor_runs": floor_runs, "careful": careful, "others": others}
+            "floor_runs": floor_runs, "careful": careful, "children": children, "others": others}
 
 
 # -- figures -----------------------------------------------------------------------------------------------
@@ -322,6 +329,13 @@ def derive(result):
         result["avg_chat_bytes"] = raw["record_bytes"] / max(1, raw["records"])
         result["tap_vs_raw"] = tap["wall_s"] / raw["wall_s"]
         result["tap_vs_raw_cpu"] = tap["cpu_s"] / raw["cpu_s"]
+    children = result["children"]
+    children["chats_per_cpu_s"] = n / children["cpu_s"]
+    checks.append((f"chats with every child stream: incremental/chats requests "
+                   f"{children['requests'].get('incremental/chats', 0)} == {expected_requests} (none of their own)",
+                   children["requests"].get("incremental/chats", 0) == expected_requests, True))
+    checks.append((f"chats with every child stream: {children['chats_per_cpu_s']:,.0f} chats/CPU-s >= "
+                   f"{TARGET_CHILDREN_RATE:,}", children["chats_per_cpu_s"] >= TARGET_CHILDREN_RATE, False))
     others = result["others"]
     minimum = minimum_pages(others["records"])
     others["requests_vs_minimum"] = {path: [others["requests"].get(path, 0), pages] for path, pages in minimum.items()}

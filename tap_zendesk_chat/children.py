@@ -17,6 +17,7 @@ Rows come in two forms, like chats: from a chat still in the page's bytes (msgsp
 are slices of those bytes, encoded at C speed into a Raw the RecordPlan's probe reads; from a decoded chat
 (a dict), rows of Python values."""
 import copy
+import re
 
 import msgspec
 
@@ -31,9 +32,48 @@ _items = msgspec.json.Decoder(list[Raw]).decode
 _NULL = b"null"
 
 
-def _chat_struct(arrays):
-    fields = [("id", Raw, None), ("update_timestamp", Raw, None)] + [(name, Raw, None) for name in arrays]
-    return msgspec.json.Decoder(msgspec.defstruct("ChatArrays", fields, gc=False)).decode
+ARRAYS = ("history", "tags", "agent_ids", "agent_names", "webpath", "engagements", "conversions")
+_ChatArrays = msgspec.defstruct("ChatArrays", [("id", Raw, None), ("update_timestamp", Raw, None)]
+                                + [(name, Raw, None) for name in ARRAYS], gc=False)
+_decode_chat = msgspec.json.Decoder(_ChatArrays).decode
+# An object item whose bytes hold none of these goes into its row as it came, the row's keys put in front of
+# its fields; one that does (a field of a key's name, an escape that could spell one) is decoded first.
+_CLASH = re.compile(rb'"(?:chat_id|position|chat_update_timestamp|' + UNEXPECTED_FIELD.encode() + rb')"|\\u')
+_POSITIONS = [str(position).encode() for position in range(1000)]
+
+
+def decoded_chats(records, memo):
+    """Each record's ChatArrays (its id, update_timestamp and arrays as slices of the page's bytes), the
+    record itself when decoded (a dict), or None (not an object): decoded once per page for all the child
+    streams (`memo`, the page's)."""
+    out = []
+    for record in records:
+        if record.__class__ is Raw:
+            chat = memo.get(id(record))
+            if chat is None:
+                try:
+                    chat = _decode_chat(record)
+                except msgspec.ValidationError:  # not an object: the chats stream reports it
+                    chat = False
+                memo[id(record)] = chat
+            out.append(chat or None)
+        else:
+            out.append(record if record.__class__ is dict else None)
+    return out
+
+
+def _bytes(raw):
+    return _NULL if raw is None else bytes(raw)
+
+
+def _digits_id(raw):
+    """An id the API sends as a string of digits ("360001"), as the number it is: the agents stream's key type."""
+    text = bytes(raw)
+    inner = text[1:-1]
+    if text[:1] == b'"' and inner.isdigit() and inner.isascii() and (inner[:1] != b"0" or inner == b"0") \
+            and len(inner) <= 18:
+        return inner
+    return text
 
 
 class _Value:
@@ -106,26 +146,43 @@ class Child:
         self.array = array
         self.value_field = value_field  # an array of scalars: each item is this field of its row
         self.webpath = webpath  # non-object items are {"values": item}, as the chats stream has them
-        self.decode_raw = _chat_struct((array,))
 
-    def rows(self, records):
+    def rows(self, records, memo):
         out = []
-        for record in records:
-            if record.__class__ is Raw:
-                try:
-                    chat = self.decode_raw(record)
-                except msgspec.ValidationError:  # not an object: the chats stream reports it
-                    continue
-                form, ident, updated, value = RAW, chat.id, chat.update_timestamp, getattr(chat, self.array)
-            elif record.__class__ is dict:
-                form, ident, updated, value = DECODED, record.get("id"), record.get("update_timestamp"), \
-                    record.get(self.array)
-            else:
+        for record, chat in zip(records, decoded_chats(records, memo)):
+            if chat is None:
                 continue
+            if chat.__class__ is dict:
+                form, ident, updated, value = DECODED, chat.get("id"), chat.get("update_timestamp"), chat.get(self.array)
+            else:
+                form, ident, updated, value = RAW, chat.id, chat.update_timestamp, getattr(chat, self.array)
             if form.is_null(value):
                 continue
-            self.add_rows(out, form, ident, updated, value)
+            if form is RAW:
+                self.add_raw_rows(out, ident, updated, value)
+            else:
+                self.add_rows(out, form, ident, updated, value)
         return out
+
+    def add_raw_rows(self, out, ident, updated, value):
+        """Rows made from the page's bytes: an object item's bytes behind the row's keys; else the careful way."""
+        items = RAW.items(value)
+        if items is None:
+            return self.add_rows(out, RAW, ident, updated, value)
+        head = b'{"chat_id":' + _bytes(ident) + b',"position":'
+        tail = b',"chat_update_timestamp":' + _bytes(updated)
+        value_field = None if self.value_field is None else b',"' + self.value_field.encode() + b'":'
+        append, clash = out.append, _CLASH.search
+        for position, item in enumerate(items):
+            text = bytes(item)
+            prefix = head + (_POSITIONS[position] if position < 1000 else str(position).encode()) + tail
+            if value_field is not None:
+                append(Raw(prefix + value_field + text + b"}"))
+            elif text[:1] == b"{" and clash(text) is None:
+                body = text[1:]
+                append(Raw(prefix + (b"}" if body.lstrip()[:1] == b"}" else b"," + body)))
+            else:
+                append(RAW.finish(self._item_row(RAW, ident, position, updated, item)))
 
     def add_rows(self, out, form, ident, updated, value):
         items = form.items(value)
@@ -165,25 +222,28 @@ class AgentsChild(Child):
 
     def __init__(self, name):
         super().__init__(name, "agent_ids")
-        self.decode_raw = _chat_struct(("agent_ids", "agent_names"))
 
-    def rows(self, records):
+    def rows(self, records, memo):
         out = []
-        for record in records:
-            if record.__class__ is Raw:
-                try:
-                    chat = self.decode_raw(record)
-                except msgspec.ValidationError:
-                    continue
-                form, ident, updated, ids, names = RAW, chat.id, chat.update_timestamp, chat.agent_ids, \
-                    chat.agent_names
-            elif record.__class__ is dict:
-                form, ident, updated = DECODED, record.get("id"), record.get("update_timestamp")
-                ids, names = record.get("agent_ids"), record.get("agent_names")
-            else:
+        for record, chat in zip(records, decoded_chats(records, memo)):
+            if chat is None:
                 continue
+            if chat.__class__ is dict:
+                form, ident, updated = DECODED, chat.get("id"), chat.get("update_timestamp")
+                ids, names = chat.get("agent_ids"), chat.get("agent_names")
+            else:
+                form, ident, updated, ids, names = RAW, chat.id, chat.update_timestamp, chat.agent_ids, chat.agent_names
             id_items = [] if form.is_null(ids) else form.items(ids)
             name_items = [] if form.is_null(names) else form.items(names)
+            if form is RAW and id_items is not None and name_items is not None:
+                head = b'{"chat_id":' + _bytes(ident) + b',"position":'
+                tail = b',"chat_update_timestamp":' + _bytes(updated)
+                for position in range(max(len(id_items), len(name_items))):
+                    agent = _digits_id(id_items[position]) if position < len(id_items) else _NULL
+                    name = bytes(name_items[position]) if position < len(name_items) else _NULL
+                    out.append(Raw(head + str(position).encode() + tail + b',"agent_id":' + agent
+                                   + b',"agent_name":' + name + b"}"))
+                continue
             kept = {}
             if id_items is None:
                 kept["agent_ids"], id_items = form.sent(ids), []

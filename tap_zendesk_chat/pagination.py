@@ -15,6 +15,7 @@ class Page:
     records: list
     cursor: object = None  # resume point after this page; None for single-request streams
     parts: list = None  # the records by the array of the body they came in (streams sharing an endpoint)
+    memo: dict = None  # what the streams of its walk read from its records once for all of them (children.py)
 
 
 def _require_list(value, what):

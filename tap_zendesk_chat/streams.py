@@ -455,7 +455,9 @@ class ChatChild(Chats):
         self.rows = children.CHILDREN[name].rows
 
     def select(self, page, progress):
-        return self.rows(super().select(page, progress))
+        if page.memo is None:
+            page.memo = {}
+        return self.rows(super().select(page, progress), page.memo)
 
 
 class AgentTimeline(IncrementalExportStream):

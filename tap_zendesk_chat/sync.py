@@ -196,7 +196,7 @@ class Sync:
             due = member.stream.save_page(self.state, member.progress, page) or due
             # the bookmark of the STATE after this page, and the share of the run's time span written
             member.report.add(len(encoded), member.progress.bookmark, getattr(member.progress, "done", None))
-        page.records = page.parts = None  # one page in memory at a time
+        page.records = page.parts = page.memo = None  # one page in memory at a time
         if due:
             self._write_state()
         self._check_stop()
