@@ -172,3 +172,123 @@ def test_the_trigger_without_id_reaches_postgres_under_stitch_table_names(postgr
     rows = postgres.rows(f'SELECT name, id FROM {SCHEMA}."zopim_triggers"', database)
     assert {r["name"] for r in rows} == {t["name"] for t in dataset.served("triggers")}
     assert {r["id"] for r in rows if r["name"] == dataset.real_shapes["trigger_without_id"]} == {None}
+
+
+# -- ids that join (issue 19, item 4) ----------------------------------------------------------------------
+def _pipe(config, catalog, target, target_config, workdir):
+    """tap --catalog | target, for a run whose catalog is not the discovered one (run_pipeline takes none)."""
+    import json
+    import shlex
+    import subprocess
+
+    from tests.harness import tap_command
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "target_config.json").write_text(json.dumps(target_config))
+    tap = shlex.join(tap_command(config, catalog=catalog, workdir=str(workdir)))
+    subprocess.run(["bash", "-c", f"{tap} 2>tap.err | {shlex.quote(target)} --config target_config.json "
+                                  ">target.out 2>target.err; echo \"${PIPESTATUS[0]} ${PIPESTATUS[1]}\" >status"],
+                   cwd=workdir, timeout=300, check=True)
+    assert (workdir / "status").read_text().split() == ["0", "0"], (workdir / "target.err").read_text()[-4000:]
+
+
+def _column_types(postgres, database, pairs):
+    """PostgreSQL's name of each column's type: int8 (bigint), text, _int8 (bigint[]), _text (text[])."""
+    rows = postgres.rows(f"""SELECT table_name, column_name, udt_name FROM information_schema.columns
+                             WHERE table_schema = '{SCHEMA}'""", database)
+    types = {(r["table_name"], r["column_name"]): r["udt_name"] for r in rows}
+    return {pair: types.get(pair) for pair in pairs}
+
+
+JOIN_COLUMNS = [("chats", "department_id"), ("departments", "id"), ("conversions", "goal_id"), ("goals", "id"),
+                ("department_events", "department_id"), ("agent_events", "agent_id"), ("agent_timeline", "agent_id"),
+                ("agents", "id")]
+
+
+@pytest.fixture(scope="module")
+def joined(postgres, tmp_path_factory):
+    """Every stream of an account with the ids real accounts send as strings, loaded by target-postgres."""
+    target = tool("target-postgres", "target-postgres")
+    database, target_config = postgres.fresh_target("joins", SCHEMA)
+    dataset = small_dataset(seed=57)
+    dataset.add_real_shapes()
+    with Simulator(dataset, token=TOKEN) as sim:
+        run_pipeline(make_config(sim), target, target_config, workdir=tmp_path_factory.mktemp("joins")).assert_ok()
+    return postgres, database, dataset
+
+
+def test_ids_that_join_land_as_bigint_like_the_keys_they_name(joined):
+    postgres, database, _ = joined
+    assert set(_column_types(postgres, database, JOIN_COLUMNS).values()) == {"int8"}
+    arrays = [("chats", "agent_ids"), ("chats", "skills_requested"), ("agents", "departments")]
+    assert set(_column_types(postgres, database, arrays).values()) == {"_int8"}
+
+
+def test_chats_per_department_and_first_response_are_plain_joins(joined):
+    """chats.department_id = departments.id, no cast: the report a user writes first."""
+    postgres, database, dataset = joined
+    got = postgres.rows(f"""
+        SELECT d.id, d.name, count(*) AS chats, avg((c.response_time->>'first')::numeric) AS first_response
+        FROM {SCHEMA}.chats c JOIN {SCHEMA}.departments d ON c.department_id = d.id
+        GROUP BY d.id, d.name ORDER BY d.id""", database)
+    departments = {d["id"]: d["name"] for d in dataset.served("departments")}
+    want = {}
+    for chat in dataset.served("chats"):
+        if isinstance(chat, dict) and chat.get("department_id") is not None and \
+                int(chat["department_id"]) in departments:
+            firsts = want.setdefault(int(chat["department_id"]), [0, []])
+            firsts[0] += 1
+            first = (chat.get("response_time") or {}).get("first")
+            if first is not None:
+                firsts[1].append(first)
+    assert len(got) >= 2
+    assert {r["id"]: (r["name"], r["chats"]) for r in got} == \
+        {i: (departments[i], n) for i, (n, _) in sorted(want.items())}
+    for row in got:
+        firsts = want[row["id"]][1]
+        assert round(float(row["first_response"]), 6) == round(sum(firsts) / len(firsts), 6)
+
+
+def test_conversions_join_goals_without_a_cast(joined):
+    postgres, database, dataset = joined
+    got = postgres.rows(f"""SELECT g.id, count(*) AS n FROM {SCHEMA}.conversions v
+                            JOIN {SCHEMA}.goals g ON v.goal_id = g.id GROUP BY g.id""", database)
+    want = {}
+    for conversion in dataset.served("conversions"):
+        want[int(conversion["goal_id"])] = want.get(int(conversion["goal_id"]), 0) + 1
+    goals = {g["id"] for g in dataset.served("goals")}
+    assert {r["id"]: r["n"] for r in got} == {g: n for g, n in want.items() if g in goals} and got
+
+
+def test_a_table_loaded_by_1x_keeps_text_until_the_changelogs_alter_table(postgres, tmp_path):
+    """What CHANGELOG 2.0.0 tells a target-postgres user: a 1.x column (declared integer or string) is text;
+    2.0.0's integer schema does not narrow it (the target keeps the wider type), the ALTER TABLE does, and
+    later syncs keep bigint."""
+    from tap_zendesk_chat.discover import build_catalog
+    from tests.harness import catalog_selecting
+
+    target = tool("target-postgres", "target-postgres")
+    database, target_config = postgres.fresh_target("upgrade", SCHEMA)
+    dataset = small_dataset(seed=59)
+    old = catalog_selecting(build_catalog(), ["chats", "departments"])
+    chats = next(e for e in old["streams"] if e["tap_stream_id"] == "chats")
+    properties = chats["schema"]["properties"]  # as 1.x declared them
+    properties["department_id"]["type"] = ["null", "integer", "string"]
+    properties["agent_ids"]["items"]["type"] = properties["skills_requested"]["items"]["type"] = \
+        ["null", "integer", "string"]
+    new = catalog_selecting(build_catalog(), ["chats", "departments"])
+    columns = [("chats", "department_id"), ("chats", "agent_ids"), ("chats", "skills_requested")]
+    as_1x = dict(zip(columns, ["text", "_text", "_text"]))
+    with Simulator(dataset, token=TOKEN) as sim:
+        _pipe(make_config(sim), old, target, target_config, tmp_path / "1x")
+        assert _column_types(postgres, database, columns) == as_1x
+        _pipe(make_config(sim), new, target, target_config, tmp_path / "2.0.0")
+        assert _column_types(postgres, database, columns) == as_1x
+        postgres.psql(f"ALTER TABLE {SCHEMA}.chats ALTER COLUMN department_id TYPE BIGINT USING department_id::BIGINT, "
+                      "ALTER COLUMN agent_ids TYPE BIGINT[] USING agent_ids::BIGINT[], "
+                      "ALTER COLUMN skills_requested TYPE BIGINT[] USING skills_requested::BIGINT[]", database)
+        _pipe(make_config(sim), new, target, target_config, tmp_path / "after")
+    assert _column_types(postgres, database, columns) == dict(zip(columns, ["int8", "_int8", "_int8"]))
+    joined = postgres.psql(f"SELECT count(*) FROM {SCHEMA}.chats c JOIN {SCHEMA}.departments d "
+                           "ON c.department_id = d.id", database)
+    assert int(joined) == sum(1 for c in dataset.served("chats") if c.get("department_id") is not None)
