@@ -229,6 +229,11 @@ SETTINGS = (
             "its tables (zopim_chats, zopim_agents, zopim_triggers, …: every stream gets the prefix zopim_) and key "
             "zopim_triggers by name, as it does. Bookmarks keep the streams' own names, so turning it on needs no "
             "new backfill."),
+    Setting("flattening_enabled", "boolean", False, "Flatten nested objects into columns, as the Singer SDK does: "
+            "`visitor.email` becomes `visitor__email`; arrays, and objects deeper than flattening_max_depth, become JSON "
+            "text. The SCHEMA, the catalog, field selection and `_unexpected_values` use the flattened names."),
+    Setting("flattening_max_depth", "integer", 10, "Levels of nested objects flattened when flattening_enabled "
+            "(1: `visitor__email`, an object inside `visitor` stays JSON text).", low=1, high=100),
     Setting("activate_version", "boolean", True, "Write versioned records and ACTIVATE_VERSION for full-table streams, "
             "so targets can drop rows deleted upstream."),
     Setting("refresh_token", "string", None, "OAuth refresh token; with client_id/client_secret the tap renews expired access tokens.",

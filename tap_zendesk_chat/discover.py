@@ -6,6 +6,7 @@ from singer import metadata as singer_metadata
 
 from tap_zendesk_chat.errors import CatalogError, EndpointError, UnexpectedResponseError
 from tap_zendesk_chat.config import read_json_file
+from tap_zendesk_chat.flatten import Flattener, flatten_schema, flattened_columns, max_depth_of, needs_flattening
 from tap_zendesk_chat.schemas import get_metadata, load_schema, with_unexpected_field
 from tap_zendesk_chat.streams import STREAMS
 
@@ -32,10 +33,13 @@ class Naming:
         return tuple(STREAMS[name].key_properties)
 
 
-def build_catalog(streams=None, naming=Naming()):
+def build_catalog(streams=None, naming=Naming(), flattening_depth=None):
+    """The catalog of `streams`; with a flattening_depth, their schemas and metadata by flattened names."""
     entries = []
     for name, stream in (streams or STREAMS).items():
         schema = load_schema(name)
+        if flattening_depth is not None:
+            schema = flatten_schema(schema, flattening_depth)
         keys = naming.keys(name)
         entry = {
             "tap_stream_id": name,
@@ -73,27 +77,30 @@ def discover_catalog(client, logger):
             probe.check(client)
         except UnexpectedResponseError as exc:  # the token works; what the answer lacks is for a sync to say
             logger.warning("%s: its answer could not be read: %s", probe.name, exc)
-    return build_catalog(streams, Naming.of(client.config))
+    return build_catalog(streams, Naming.of(client.config), max_depth_of(client.config))
 
 
 @dataclasses.dataclass
 class SelectedStream:
     name: str
-    schema: dict  # the SCHEMA to emit: only selected top-level fields
-    deselected: tuple  # top-level fields to drop from records
+    schema: dict  # the SCHEMA to emit: only selected fields (flattened ones, when flattening)
+    deselected: tuple  # top-level fields of record_schema to drop from records
     replication_method: str
     table: str = None  # the name its messages carry (Naming.table); its own name when None
     key_properties: tuple = None  # its keys as the run names them (Naming.keys); its own when None
     flatten: object = None  # flattening_enabled: turns each encoded record into its flattened form (see sync)
+    record_schema: dict = None  # what the RecordPlan conforms records to before flatten: schema when None
 
     def __post_init__(self):
         self.table = self.table or self.name
+        if self.record_schema is None:
+            self.record_schema = self.schema
         if self.key_properties is None:
             self.key_properties = tuple(STREAMS[self.name].key_properties)
 
 
 def load_catalog(path, config=None):
-    selected = parse_catalog(read_json_file(path, "catalog"), LOGGER.info, Naming.of(config))
+    selected = parse_catalog(read_json_file(path, "catalog"), LOGGER.info, Naming.of(config), max_depth_of(config))
     LOGGER.info("Streams to sync (%d): %s", len(selected), ", ".join(s.name for s in selected) or "none")
     return selected
 
@@ -110,13 +117,13 @@ def _explicit_selection(entry):
     return schema.get("selected") if isinstance(schema, dict) else None
 
 
-def parse_catalog(raw, log=None, naming=Naming()):
+def parse_catalog(raw, log=None, naming=Naming(), flattening_depth=None):
     """The selected streams of a catalog, in the tap's own stream order; every problem is a CatalogError.
 
     As the classic tap reads a catalog: once any stream is marked `selected: true`, only the streams so
     marked are synced, and an unmarked one is not. A catalog that marks none true (as --discover writes it)
     syncs every stream discovery selects by default, less those marked `selected: false`. `log(text)` is
-    told which rule chose."""
+    told which rule chose. With a flattening_depth, records are flattened (see _flattened)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("streams"), list):
         raise CatalogError("The catalog must be a JSON object with a 'streams' list, as --discover writes it.")
     explicit = any(_explicit_selection(e) is True for e in raw["streams"] if isinstance(e, dict))
@@ -162,12 +169,44 @@ def parse_catalog(raw, log=None, naming=Naming()):
         schema = with_unexpected_field(schema)
         properties = schema.get("properties", {})
         keys = naming.keys(name)
+        if flattening_depth is not None:
+            chosen[name] = _flattened(name, schema, mdata, keys, method, naming, flattening_depth)
+            continue
         deselected = tuple(f for f in properties
                            if not _field_selected(mdata.get(("properties", f), {}), f, keys, stream.replication_key))
         emitted = dict(schema, properties={f: s for f, s in properties.items() if f not in deselected})
         emitted.pop("selected", None)
         chosen[name] = SelectedStream(name, emitted, deselected, method, naming.table(name), keys)
     return [chosen[name] for name in STREAMS if name in chosen]
+
+
+def _flattened(name, schema, mdata, keys, method, naming, depth):
+    """A stream whose records are flattened. The catalog may name its fields either way: flattened (as --discover
+    writes it with flattening on) or not (an older catalog). A flattened one cannot be conformed to (its arrays
+    are strings): records are then conformed to the tap's own schema, and flattened. A column is selected unless
+    its metadata, or that of a field it is part of (`visitor` for `visitor__email`), deselects it; keys and the
+    replication key always are."""
+    stream = STREAMS[name]
+    record_schema = schema if needs_flattening(schema) else load_schema(name)
+    try:
+        columns = flattened_columns(record_schema, depth)
+    except ValueError as exc:
+        raise CatalogError(f"The catalog's schema for '{name}' cannot be flattened: {exc}.") from None
+
+    def selected(column, parts):
+        crumbs = [("properties", column)]
+        for index in range(len(parts)):  # ("properties", "visitor"), ("properties", "visitor", "properties", "email")
+            crumbs.append(tuple(word for part in parts[:index + 1] for word in ("properties", part)))
+        return all(_field_selected(mdata.get(crumb, {}), column, keys, stream.replication_key) for crumb in crumbs)
+
+    dropped = {column for column, (parts, _) in columns.items() if not selected(column, parts)}
+    # A top-level field all of whose columns are deselected is left out before conforming, as unflattened.
+    deselected = tuple(field for field in record_schema.get("properties", {})
+                       if all(column in dropped for column, (parts, _) in columns.items() if parts[0] == field))
+    flattener = Flattener(record_schema, depth, dropped)
+    emitted = dict(flattener.schema)
+    emitted.pop("selected", None)
+    return SelectedStream(name, emitted, deselected, method, naming.table(name), keys, flattener, record_schema)
 
 
 def _field_selected(field_metadata, field, keys, replication_key):
@@ -183,7 +222,7 @@ def _field_selected(field_metadata, field, keys, replication_key):
 
 def select_all(config=None):
     """With no catalog: every stream, every field, as discovery describes them."""
-    naming = Naming.of(config)
-    selected = parse_catalog(build_catalog(naming=naming), naming=naming)
+    naming, depth = Naming.of(config), max_depth_of(config)
+    selected = parse_catalog(build_catalog(naming=naming, flattening_depth=depth), naming=naming, flattening_depth=depth)
     LOGGER.info("No catalog given: every stream is synced (%d)", len(selected))
     return selected
