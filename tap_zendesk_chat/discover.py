@@ -223,6 +223,7 @@ def _field_selected(field_metadata, field, keys, replication_key):
 def select_all(config=None):
     """With no catalog: every stream, every field, as discovery describes them."""
     naming, depth = Naming.of(config), max_depth_of(config)
-    selected = parse_catalog(build_catalog(naming=naming, flattening_depth=depth), naming=naming, flattening_depth=depth)
+    selected = parse_catalog(build_catalog(naming=naming, flattening_depth=depth), naming=naming,
+                             flattening_depth=depth)
     LOGGER.info("No catalog given: every stream is synced (%d)", len(selected))
     return selected

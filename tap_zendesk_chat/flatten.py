@@ -72,6 +72,7 @@ class _Level:
     parts: tuple  # the keys from the record down to this object
     names: dict  # declared key -> column name (for an object flattened further: its own name, the prefix)
     objects: dict  # declared key -> _Level of an object flattened further
+    entries: dict = None  # declared key -> (column name, _Level or None, deselected): what a record's key needs
 
 
 def _compile(schema, max_depth):
@@ -142,6 +143,11 @@ class Flattener:
         self.max_depth = max_depth
         self.columns, self._root = _compile(schema, max_depth)
         self.deselected = frozenset(deselected)
+        levels = [self._root]
+        for level in levels:
+            levels += level.objects.values()
+            level.entries = {key: (name, level.objects.get(key), name in self.deselected)
+                             for key, name in level.names.items()}
         self.schema = dict(schema, properties={name: sub for name, (_, sub) in self.columns.items()
                                                if name not in self.deselected})
 
@@ -169,28 +175,26 @@ class Flattener:
         return out
 
     def _into(self, out, node, level):
-        names, objects, columns, deselected = level.names, level.objects, self.columns, self.deselected
+        entries = level.entries
         for key, value in node.items():
-            below = objects.get(key)
-            if below is not None:
-                if value.__class__ is dict:
-                    self._into(out, value, below)
-                continue  # null: no columns (the RecordPlan let nothing else through)
-            name = names.get(key)
-            declared = name is not None
-            if not declared:
-                name = flatten_key(key, level.parts)
-                if name in columns:
-                    continue  # a declared column's name: the declared value wins
-            elif name in deselected:
-                continue
+            entry = entries.get(key)
             cls = value.__class__
-            if cls is dict:
-                if not declared and len(level.parts) < self.max_depth:
-                    self._into(out, value, _Level((*level.parts, key), {}, {}))
+            if entry is None:  # a field the schema does not declare
+                name = flatten_key(key, level.parts)
+                if name in self.columns:
+                    continue  # a declared column's name: the declared value wins
+                if cls is dict and len(level.parts) < self.max_depth:
+                    self._into(out, value, _Level((*level.parts, key), {}, {}, {}))
                     continue
-                value = _json_text(value)
-            elif cls is list or cls is TooDeep:
+            else:
+                name, below, deselected = entry
+                if below is not None:
+                    if cls is dict:
+                        self._into(out, value, below)
+                    continue  # null: no columns (the RecordPlan let nothing else through)
+                if deselected:
+                    continue
+            if cls is dict or cls is list or cls is TooDeep:
                 value = _json_text(value)
             out[name] = value
 
