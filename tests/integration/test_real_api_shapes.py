@@ -117,7 +117,11 @@ def test_chats_of_real_shapes_keep_their_values(real):
     for field in ("start_date", "end_date"):  # the same instant, in UTC with Z
         assert offline["session"][field] == utc_z(sent["session"][field])
     strings = chats[dataset.real_shapes["chat_string_types"]]
-    assert strings["unread"] is True and all(isinstance(a, str) for a in strings["agent_ids"])
+    sent = served[dataset.real_shapes["chat_string_types"]]
+    assert sent["agent_ids"] and all(isinstance(a, str) for a in sent["agent_ids"])
+    # agent ids sent as strings land as integers, like agents.id (issue 19, item 4)
+    assert strings["unread"] is True and strings["agent_ids"] == [int(a) for a in sent["agent_ids"]]
+    assert [e["agent_id"] for e in strings["engagements"]] == [int(e["agent_id"]) for e in sent["engagements"]]
     assert not any("_unexpected_values" in c for c in chats.values()), "a real shape did not fit its schema"
 
 
