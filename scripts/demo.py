@@ -167,6 +167,11 @@ def main():
         target.after_first_sync()
 
         changes = dataset.mutate(seed=7)
+        # Two chats lose tags, so that the report shows how the child tables tell stale rows from current ones.
+        untagged = [c for c in dataset.served("chats") if len(c.get("tags") or []) >= 2][:2]
+        for chat in untagged:
+            dataset.update_chat(chat["id"], tags=chat["tags"][:1])
+        changes["chats_that_lost_tags"] = len(untagged)
         sim.clear_requests()
         print("\n== Changes upstream: " + ", ".join(
             f"{k} {v if isinstance(v, int) else len(v)}" for k, v in changes.items() if v))

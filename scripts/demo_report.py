@@ -7,8 +7,10 @@ Run by the Python of .e2e-venvs/target-duckdb (the DuckDB that wrote the file re
         demo-output/after-sync1.duckdb
 
 `first`: what landed (rows per table), chats and offline messages per day, the rating mix, first response times,
-chats by department and by agent, and the types the columns got. `changes`: per table, rows before and after the
-second sync, new rows and rows updated in place, and a few chats that changed, column by column."""
+chats by department, the agent leaderboard, tags and history event kinds (plain joins on the child tables, current
+rows only), and the types the columns got. `changes`: per table, rows before and after the
+second sync, new rows and rows updated in place, the chats that lost tags (their stale rows), and the chats that
+changed, column by column."""
 import json
 import sys
 
@@ -19,7 +21,10 @@ DAYS = 14
 TOP = 5
 # Columns whose DuckDB type shows that timestamps, booleans and nested fields arrived typed.
 TYPED = (("chats", "update_timestamp"), ("agent_timeline", "start_time"), ("chats", "missed"),
-         ("agents", "enabled"), ("chats", "response_time"), ("chats", "history"), ("chats", "tags"))
+         ("agents", "enabled"), ("chats", "department_id"), ("chat_agents", "agent_id"), ("chats", "response_time"),
+         ("chats", "history"), ("chats", "tags"))
+# Id columns and the key they name: the same type, so that they join without a cast.
+REFERENCES = {("chats", "department_id"): ("departments", "id"), ("chat_agents", "agent_id"): ("agents", "id")}
 # Columns of a chat a second sync may change (the export delivers a chat again when it is updated).
 CHAT_COLUMNS = ("tags", "rating", "comment", "zendesk_ticket_id", "deleted")
 
@@ -94,23 +99,45 @@ def first_report(db, path):
         FROM (SELECT TRY_CAST(response_time->>'first' AS DOUBLE) AS first FROM {SCHEMA}.chats WHERE type = 'chat')""")[0]
     print(f"\nFirst response time (response_time->>'first', {n:,} chats): median {seconds(median)}, p90 {seconds(p90)}")
 
-    print(f"\nChats by department (top {TOP})")
+    print(f"\nChats by department (top {TOP}; chats.department_id = departments.id, no cast)")
     departments = rows(db, f"""
         SELECT coalesce(d.name, c.department_name, '(none)') AS department, count(*) AS chats,
-               round(100.0 * count(*) FILTER (WHERE c.rating = 'good') / nullif(count(c.rating), 0), 0) AS good
-        FROM {SCHEMA}.chats c LEFT JOIN {SCHEMA}.departments d ON d.id::VARCHAR = c.department_id
-        WHERE c.type = 'chat' GROUP BY ALL ORDER BY chats DESC, department LIMIT {TOP}""")
-    print(table_text(("department", "chats", "% good of rated"), [(d, n, "" if g is None else int(g))
-                                                                   for d, n, g in departments], right=(2,)))
-
-    print(f"\nChats by agent (top {TOP}; agent_ids unnested from JSON, joined to agents)")
-    agents = rows(db, f"""
-        SELECT a.display_name, count(*) AS chats,
+               round(100.0 * count(*) FILTER (WHERE c.rating = 'good') / nullif(count(c.rating), 0), 0) AS good,
                round(median(TRY_CAST(c.response_time->>'first' AS DOUBLE))) AS first_response
-        FROM {SCHEMA}.chats c, unnest(c.agent_ids::VARCHAR[]) AS u(agent_id)
-        JOIN {SCHEMA}.agents a ON a.id::VARCHAR = u.agent_id
+        FROM {SCHEMA}.chats c LEFT JOIN {SCHEMA}.departments d ON d.id = c.department_id
+        WHERE c.type = 'chat' GROUP BY ALL ORDER BY chats DESC, department LIMIT {TOP}""")
+    print(table_text(("department", "chats", "% good of rated", "median first response s"),
+                     [(d, n, "" if g is None else int(g), "" if f is None else int(f)) for d, n, g, f in departments],
+                     right=(2, 3)))
+
+    print(f"\nAgent leaderboard (top {TOP}; chat_agents.agent_id = agents.id, current rows only)")
+    agents = rows(db, f"""
+        SELECT a.display_name, count(DISTINCT c.id) AS chats,
+               round(median(TRY_CAST(c.response_time->>'first' AS DOUBLE))) AS first_response,
+               round(100.0 * count(*) FILTER (WHERE c.rating = 'good') / nullif(count(c.rating), 0), 0) AS good
+        FROM {SCHEMA}.chat_agents ca
+        JOIN {SCHEMA}.chats c ON c.id = ca.chat_id AND c.update_timestamp = ca.chat_update_timestamp
+        JOIN {SCHEMA}.agents a ON a.id = ca.agent_id
         WHERE c.type = 'chat' GROUP BY ALL ORDER BY chats DESC, a.display_name LIMIT {TOP}""")
-    print(table_text(("agent", "chats", "median first response s"), [(a, n, "" if f is None else int(f)) for a, n, f in agents]))
+    print(table_text(("agent", "chats", "median first response s", "% good of rated"),
+                     [(a, n, "" if f is None else int(f), "" if g is None else int(g)) for a, n, f, g in agents],
+                     right=(2, 3)))
+
+    print(f"\nTags (chat_tags, current rows only: chat_update_timestamp = chats.update_timestamp)")
+    tags = rows(db, f"""
+        SELECT t.tag, count(*) AS chats, count(*) FILTER (WHERE c.rating = 'bad') AS rated_bad
+        FROM {SCHEMA}.chat_tags t
+        JOIN {SCHEMA}.chats c ON c.id = t.chat_id AND c.update_timestamp = t.chat_update_timestamp
+        GROUP BY ALL ORDER BY chats DESC, t.tag LIMIT {TOP}""")
+    print(table_text(("tag", "chats", "rated bad"), tags))
+
+    print("\nHistory events by kind (chat_history.type)")
+    kinds = rows(db, f"""
+        SELECT h.type, count(*) AS events, count(DISTINCT h.chat_id) AS chats
+        FROM {SCHEMA}.chat_history h
+        JOIN {SCHEMA}.chats c ON c.id = h.chat_id AND c.update_timestamp = h.chat_update_timestamp
+        GROUP BY ALL ORDER BY events DESC, h.type""")
+    print(table_text(("event", "events", "chats"), [(k or "(none)", e, n) for k, e, n in kinds]))
 
     print("\nColumn types (information_schema.columns) and a value read through each")
     typed = []
@@ -130,6 +157,11 @@ def example(db, table, column, kind):
     if kind == "BOOLEAN":
         true, total = rows(db, f'SELECT count(*) FILTER (WHERE "{column}"), count("{column}") FROM {source}')[0]
         return f"{true:,} true of {total:,}"
+    if (table, column) in REFERENCES:
+        other, key = REFERENCES[(table, column)]
+        joined, total = rows(db, f'SELECT count(o."{key}"), count(t."{column}") FROM {source} t '
+                                 f'LEFT JOIN {SCHEMA}."{other}" o ON o."{key}" = t."{column}"')[0]
+        return f"{joined:,} of {total:,} join {other}.{key} as they are"
     if column == "response_time":
         return "max(response_time->>'max') = " + str(value(db, f"SELECT max(TRY_CAST(response_time->>'max' AS DOUBLE))::INT "
                                                              f"FROM {source}")) + " s"
@@ -167,6 +199,17 @@ def changes_report(db, path, before_path):
                      right=(4, 5)))
     print("  (other tables unchanged; target-duckdb upserts on the key and ignores ACTIVATE_VERSION, so rows removed\n"
           "  upstream stay, and routing_settings, which has no key, gets one row per run)")
+
+    stale = rows(db, f"""
+        SELECT t.chat_id, list(t.tag ORDER BY t.position) FILTER (WHERE t.chat_update_timestamp = c.update_timestamp),
+               list(t.tag ORDER BY t.position) FILTER (WHERE t.chat_update_timestamp <> c.update_timestamp)
+        FROM {SCHEMA}.chat_tags t JOIN {SCHEMA}.chats c ON c.id = t.chat_id
+        GROUP BY t.chat_id HAVING count(*) FILTER (WHERE t.chat_update_timestamp <> c.update_timestamp) > 0
+        ORDER BY t.chat_id""")
+    print(f"\nChats that lost tags ({len(stale)}): their old rows stay in chat_tags, with the older "
+          "chat_update_timestamp;\n  the join on chats.update_timestamp keeps only the current ones")
+    for chat_id, current, old in stale:
+        print(f"  {chat_id}: current {show(json.dumps(current or []))}, stale rows {show(json.dumps(old))}")
 
     changed = rows(db, f"""
         SELECT a.id, a.type, {", ".join(f"b.{c}, a.{c}" for c in CHAT_COLUMNS)}
