@@ -1,9 +1,10 @@
 """The tap piped into target-duckdb 0.8.0, loading a DuckDB file, as `make demo` does.
 
-The target runs through scripts/run_target_duckdb.py, which fixes two of its loading bugs (a string or a boolean
-in a JSON column refused; a one-row batch whose every column is set taken for a CSV header and dropped): the
-dataset has both (shortcuts' string `options`, department events' values of every JSON type, the account with an
-odd value). The file is read back with the DuckDB of the target's venv, the one that wrote it.
+The target runs through scripts/run_target_duckdb.py, which fixes three of its loading bugs (a string or a boolean
+in a JSON column refused; a one-row batch whose every column is set taken for a CSV header and dropped; a
+string-or-number column made DOUBLE): the dataset has all three (department events' values of every JSON type, the
+account with an odd value, chat_webpath's timestamps). The file is read back with the DuckDB of the target's venv,
+the one that wrote it.
 
 Two syncs: a full one, then `dataset.mutate()` and an incremental one from the target's state. target-duckdb
 upserts on the stream's key and ignores ACTIVATE_VERSION: rows removed upstream stay, and routing_settings (no
@@ -143,7 +144,8 @@ def test_timestamps_booleans_and_nested_fields_arrive_typed(loaded):
     assert types[("chats", "missed")] == types[("agents", "enabled")] == "BOOLEAN"
     for column in ("response_time", "history", "tags", "visitor", "_unexpected_values"):
         assert types[("chats", column)] == "JSON", column
-    assert types[("shortcuts", "options")] == types[("department_events", "value")] == "JSON"
+    assert types[("department_events", "value")] == types[("department_events", "previous_value")] == "JSON"
+    assert types[("shortcuts", "options")] == "VARCHAR", "a string in the API, declared one (not a JSON column)"
 
     rows = {row["id"]: row for row in got["chats"]}
     for record in first.records("chats"):
@@ -152,13 +154,17 @@ def test_timestamps_booleans_and_nested_fields_arrive_typed(loaded):
         assert row["deleted"] is record["deleted"]
         for column in ("response_time", "history", "tags", "visitor", "_unexpected_values"):
             assert decoded(row[column]) == record.get(column), column
-    # A JSON column given a string (shortcuts' options) or any JSON value (department events): the value as sent.
-    for stream, columns in (("shortcuts", ("options",)), ("department_events", ("value", "previous_value"))):
-        rows = {key_of(stream, row): row for row in got[stream]}
-        for record in first.records(stream):
-            row = rows[key_of(stream, record)]
-            for column in columns:
-                assert decoded(row[column]) == record.get(column), (stream, column)
+    # A JSON column given any JSON value (department events, strings among them): the value as sent.
+    rows = {key_of("department_events", row): row for row in got["department_events"]}
+    for record in first.records("department_events"):
+        row = rows[key_of("department_events", record)]
+        for column in ("value", "previous_value"):
+            assert decoded(row[column]) == record.get(column), column
+    # shortcuts' options, a string column: the text as sent (target-duckdb loads an empty string as NULL).
+    rows = {key_of("shortcuts", row): row for row in got["shortcuts"]}
+    assert {row["options"] for row in rows.values()} - {None}
+    for record in first.records("shortcuts"):
+        assert rows[key_of("shortcuts", record)]["options"] == (record.get("options") or None), record["name"]
     kinds = {type(json.loads(row["value"])).__name__ for row in got["department_events"] if row["value"]}
     assert {"str", "dict"} <= kinds
 
