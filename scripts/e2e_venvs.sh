@@ -8,6 +8,8 @@
 #   scripts/e2e_venvs.sh meltano           # just one
 #
 # A venv whose list has not changed since it was built is left alone, so running this again is cheap.
+# tests/e2e/requirements/meltano-map-transform.txt is not one of them: Meltano installs it, as the example
+# project's mapper (examples/meltano/meltano.yml, pip_url -r), into the project's .meltano/ like any plugin.
 # The venvs are made with uv (itself pinned, installed by pip into .e2e-venvs/.uv): from PyPI it builds
 # all five in under a minute where pip takes about four.
 set -euo pipefail

@@ -83,11 +83,21 @@ def test_the_extractor_declares_what_the_tap_says_about_itself():
     assert {"access_token", "refresh_token", "client_secret"} == {n for n, s in declared.items() if s.get("sensitive")}
 
 
-def test_the_loader_and_the_schedule():
+def test_the_loaders_the_mapper_and_the_schedule():
     project = load_project()
-    [loader] = project["plugins"]["loaders"]
-    assert loader["name"] == loader["executable"] == "target-jsonl"
-    assert loader["pip_url"] == "target-jsonl==0.1.4"
+    jsonl, duckdb = project["plugins"]["loaders"]
+    assert jsonl["name"] == jsonl["executable"] == "target-jsonl"
+    assert jsonl["pip_url"] == "target-jsonl==0.1.4"
+    # target-duckdb and the mapper come from the pinned lists the e2e tests use, the loader with its fixes.
+    assert duckdb["name"] == "target-duckdb" and duckdb["executable"] == "target-duckdb-fixed"
+    assert duckdb["pip_url"] == ("-r ../../tests/e2e/requirements/target-duckdb.txt "
+                                 "-e ../../loaders/target-duckdb-fixed")
+    [mapper] = project["plugins"]["mappers"]
+    assert mapper["pip_url"] == "-r ../../tests/e2e/requirements/meltano-map-transform.txt"
+    assert [m["name"] for m in mapper["mappings"]] == ["hide-personal-data"]
+    for pip_url in (duckdb["pip_url"], mapper["pip_url"]):
+        for path in pip_url.split()[1::2]:
+            assert (PROJECT / path).exists(), path
     [job] = project["jobs"]
     assert job["tasks"] == ["tap-zendesk-chat target-jsonl"]
     [schedule] = project["schedules"]
@@ -100,38 +110,56 @@ def read_outputs(directory):
             for path in directory.glob("*.jsonl")}
 
 
-def test_meltano_install_and_two_runs_against_the_simulator(tmp_path):
-    meltano = tool("meltano", "meltano")
-    project = tmp_path / "project"
+def copy_project(directory):
+    """The example project copied into `directory`, its plugins installed from this checkout: the example
+    names the tap and the loader package by paths relative to examples/meltano (../..)."""
+    project = directory / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(".meltano", "output", ".env"))
-    # The example installs the tap from two folders up; the copy installs it from this checkout.
     definition = project / PROJECT_FILES[1]
     text = definition.read_text()
     assert text.count('pip_url: "-e ../.."') == 1
     definition.write_text(text.replace('pip_url: "-e ../.."', f'pip_url: "-e {ROOT}"'))
+    main = project / PROJECT_FILES[0]
+    main.write_text(main.read_text().replace(" ../../", f" {ROOT}/"))
+    return project
 
+
+def meltano_env(sim, **extra):
+    """Meltano's environment for a run against `sim`: nothing inherited that names a plugin, Meltano Hub a closed
+    port, no usage stats."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TAP_", "TARGET_"))}
+    env.update({
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_HUB_URL": NOWHERE,
+        "MELTANO_HUB_API_ROOT": f"{NOWHERE}/meltano/api/v1",
+        "TAP_ZENDESK_CHAT_BASE_URL": sim.base_url,
+        "TAP_ZENDESK_CHAT_ACCESS_TOKEN": TOKEN,
+        "TAP_ZENDESK_CHAT_START_DATE": "2000-01-01T00:00:00Z",
+        "TAP_ZENDESK_CHAT_MAX_RETRY_WAIT": "2.5",  # a number from the environment, as users set them
+    }, **extra)
+    return env
+
+
+def run_meltano(project, env, *args, timeout=300):
+    proc = subprocess.run([tool("meltano", "meltano"), *args], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    keep_log("meltano", proc.stdout + proc.stderr)
+    assert proc.returncode == 0, f"meltano {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def test_meltano_install_and_two_runs_against_the_simulator(tmp_path):
+    project = copy_project(tmp_path)
     dataset = small_dataset(seed=61)
     with Simulator(dataset, token=TOKEN) as sim:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TAP_", "TARGET_"))}
-        env.update({
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_HUB_URL": NOWHERE,
-            "MELTANO_HUB_API_ROOT": f"{NOWHERE}/meltano/api/v1",
-            "TAP_ZENDESK_CHAT_BASE_URL": sim.base_url,
-            "TAP_ZENDESK_CHAT_ACCESS_TOKEN": TOKEN,
-            "TAP_ZENDESK_CHAT_START_DATE": "2000-01-01T00:00:00Z",
-            "TAP_ZENDESK_CHAT_MAX_RETRY_WAIT": "2.5",  # a number from the environment, as users set them
-        })
+        env = meltano_env(sim)
 
         def meltano_cmd(*args, output=None, timeout=300):
-            run_env = dict(env, TARGET_JSONL_DESTINATION_PATH=output) if output else env
-            proc = subprocess.run([meltano, *args], cwd=project, env=run_env, capture_output=True, text=True,
-                                  timeout=timeout)
-            keep_log("meltano", proc.stdout + proc.stderr)
-            assert proc.returncode == 0, f"meltano {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-6000:]}"
-            return proc
+            return run_meltano(project, dict(env, TARGET_JSONL_DESTINATION_PATH=output) if output else env, *args,
+                               timeout=timeout)
 
-        meltano_cmd("install", timeout=600)
+        meltano_cmd("install", "--plugin-type", "extractor", "tap-zendesk-chat", timeout=600)
+        meltano_cmd("install", "--plugin-type", "loader", "target-jsonl", timeout=600)
         meltano_cmd("run", "tap-zendesk-chat", "target-jsonl", output="out1")
         first = read_outputs(project / "out1")
         assert {name: len(rows) for name, rows in first.items()} == expected_counts(dataset)
