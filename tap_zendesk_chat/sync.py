@@ -157,7 +157,7 @@ class Sync:
         report.start(progress.detail)
         for note in progress.notes:
             LOGGER.info(note)
-        plan = RecordPlan(selected.schema, selected.deselected, stream.fix_record, stream.fix_fields,
+        plan = RecordPlan(selected.record_schema, selected.deselected, stream.fix_record, stream.fix_fields,
                           selected.key_properties, selected.name,
                           on_withheld=None if self.rejects is None else
                           lambda why, text, name=selected.table: self.rejects.add(name, why, text))
