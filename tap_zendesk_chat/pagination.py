@@ -78,6 +78,15 @@ def iter_since_id(fetch, since_id, limit, split, what):
         since_id = frontier
 
 
+def _placeable(keys, floor):
+    """The keys of a page, with None for a record whose time is before `floor`, the earliest time the walk
+    started from: no page of this run or an earlier one held it where its time says (the API sends it here;
+    a time such as 0 is not its place), so it is delivered where it comes and never moves a cursor."""
+    if floor is None:
+        return keys
+    return [None if key is not None and key[0] < floor else key for key in keys]
+
+
 def _unseen(items, keys, cursor, seen, by_page_order):
     """The records of a page not yet delivered, and their keys. Each record is judged by its own key,
     wherever the page has it: one older than the cursor's instant goes (it was delivered, or belongs to
@@ -168,7 +177,7 @@ class ExportPage:
 
 
 def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_id, what, seen=None,
-                      ceiling=None):
+                      ceiling=None, floor=None):
     """One request of Zendesk's incremental export from `cursor` = (start_time, start_id or None).
 
     `next_page` is never null, so the count decides the end: `count` below the `limit` the request was
@@ -176,7 +185,8 @@ def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_
     it returns with are those of the answer). Every record is placed by its own key (`key_of`; None for a
     record without a readable one: it is delivered all the same), never by its place in the page: see
     _unseen for what is dropped (`seen`: the previous page's ExportPage.seen, None for a resumed cursor)
-    and _cursor_after for the cursor (`ceiling`: the sync's start in the API's unit)."""
+    and _cursor_after for the cursor (`ceiling`: the sync's start in the API's unit; `floor`: the earliest time
+    the walk started from, see _placeable)."""
     params = {"start_time": cursor[0], "limit": page_size, "fields": f"{records_key}(*)"}
     if send_start_id and cursor[1] is not None:
         params["start_id"] = cursor[1]
@@ -189,7 +199,7 @@ def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_
     count = body.get("count", len(items))
     if type(count) is not int:
         raise UnexpectedResponseError(f"{what}: 'count' is {count!r}, not a number.")
-    keys = [key_of(item) for item in items]
+    keys = _placeable([key_of(item) for item in items], floor)
     records, kept = _unseen(items, keys, cursor, seen, not send_start_id)
     new_cursor, doubts = _cursor_after(cursor, keys, body, send_start_id, ceiling)
     last_page = count < params["limit"]

@@ -45,6 +45,7 @@ class Progress:
     span: tuple = None  # an export's time span this run, (start, stop_at) in its unit
     done: float | None = None  # the share of that span its written pages cover (all its slices together)
     own: tuple = None  # an export sharing a walk that reads more than it needs: the slices it needs (see select)
+    floor: int = None  # then the time that walk starts from
 
 
 class Stream:
@@ -225,7 +226,7 @@ class IncrementalExportStream(Stream):
         walk = pagination.union_slices(*needs)
         for progress, need in zip(progresses, needs):
             if need != walk:
-                progress.own = need
+                progress.own, progress.floor = need, walk[0][0]
         _, stop_at, ceiling = progresses[0].resume
         LOGGER.info("%s: the streams of this walk stand at different bookmarks; it reads from the earliest, each "
                     "stream keeps only what it has not written (a stream just selected catches up)", self.walk)
@@ -234,18 +235,24 @@ class IncrementalExportStream(Stream):
     def select(self, page, progress):
         if progress.own is None:
             return page.records
-        own, key_of = progress.own, self.key_of
-        return [record for record in page.records if pagination.pending(key_of(record), own)]
+        own, key_of, floor = progress.own, self.key_of, progress.floor
+        kept = []
+        for record in page.records:
+            key = key_of(record)
+            if key is None or key[0] < floor or pagination.pending(key, own):  # before the floor: see _placeable
+                kept.append(record)
+        return kept
 
     def iter_pages(self, client, config, resume):
         slices, stop_at, ceiling = resume
+        floor = slices[0][0]  # a record timed before it was never where its time says (pagination._placeable)
         unit = self.time_unit
         page_size = pagination.PageSize(EXPORT_LIMIT)
 
         def fetch_page(cursor, seen):
             fetch = lambda params: client.get(self.path, params, self.decode_page, page_size)  # noqa: E731
             return pagination.fetch_export_page(fetch, self.records_key, cursor, page_size.current, self.key_of,
-                                                self.send_start_id, self.name, seen, ceiling)
+                                                self.send_start_id, self.name, seen, ceiling, floor)
         return pagination.iter_export_ranges(fetch_page, slices, stop_at, config.max_parallel_requests,
                                              note=lambda text: LOGGER.info("%s: %s", self.name, text),
                                              warn=lambda text: LOGGER.warning("%s: %s", self.name, text),

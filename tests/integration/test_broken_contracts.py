@@ -15,6 +15,9 @@ from tests.simulator import Dataset
 EXPORT_CATALOG = catalog_selecting(build_catalog(), set(EXPORTS))
 CHATS = catalog_selecting(build_catalog(), {"chats"})
 CRITICAL_LINE = re.compile(r"^CRITICAL (.*)$", re.MULTILINE)
+# Each export walk logs under its first stream's name; the child streams of chats are read in the chats walk.
+WALKS = tuple(name for name in EXPORTS if STREAMS[name].walk == name)
+CHATS_WALK = {name for name in STREAMS if STREAMS[name].walk == "chats"}
 HANG = 60  # seconds; these runs take a few
 
 
@@ -39,7 +42,7 @@ def test_pages_out_of_time_order_cost_no_record_when_read_in_time_slices(simulat
     validate_records(result)
     assert_delivered_exactly(backfill, result, streams=EXPORTS)
     assert re.search(r"^INFO chats: read in \d+ time slices$", result.stderr, re.MULTILINE), "chats were not sliced"
-    for stream in EXPORTS:
+    for stream in WALKS:
         assert len(warnings_of(result, stream, "not in time order")) == 1, stream
 
 
@@ -55,11 +58,13 @@ def test_an_end_time_ahead_of_the_records_moves_no_bookmark_past_them(simulator,
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     result.assert_ok()
     assert_delivered_exactly(backfill, result, streams=EXPORTS)
-    for stream in EXPORTS:
+    for stream in WALKS:
         cursor = result.last_state["bookmarks"][stream]["cursor"]
         latest = max(STREAMS[stream].key_of(r)[0] for r in result.records(stream))
         assert cursor[0] == latest, f"{stream}: bookmark {cursor}, its last record at {latest}"
         assert len(warnings_of(result, stream, "is past its last record's time")) == 1, stream
+    for stream in CHATS_WALK:  # read in the chats walk: its bookmark
+        assert result.last_state["bookmarks"][stream]["cursor"] == result.last_state["bookmarks"]["chats"]["cursor"]
     again = run_tap(make_config(sim), catalog=EXPORT_CATALOG, state=result.last_state, timeout=HANG).assert_ok()
     assert again.record_messages() == []
     assert "nothing to ask" not in again.stderr
@@ -78,10 +83,13 @@ def test_a_cursor_that_cycles_fails_its_stream_with_its_last_good_state_and_the_
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     (critical,) = CRITICAL_LINE.findall(result.stderr)
-    assert "1 stream(s) failed" in critical and "chats: the API's cursor went back to" in critical
+    # the chats walk fails, and with it the child streams read in it
+    assert f"{len(CHATS_WALK)} stream(s) failed" in critical and "chats: the API's cursor went back to" in critical
     assert "a cursor that cycles" in critical
     assert_nothing_after_last_state(result)
-    assert_delivered_exactly(dataset, result, streams=set(STREAMS) - {"chats"})
+    assert_delivered_exactly(dataset, result, streams=set(STREAMS) - CHATS_WALK)
+    bookmarks = result.last_state["bookmarks"]  # each stream of the walk keeps the last good page's cursor
+    assert {tuple(bookmarks[name]["cursor"]) for name in CHATS_WALK} == {tuple(bookmarks["chats"]["cursor"])}
     first = [r["id"] for r in result.records("chats")]
     assert first == dataset.chat_ids()[:2000], "not exactly the two pages before the one that points back"
     assert sim.count("incremental/chats") == 3, "the tap asked again after the page that points back"

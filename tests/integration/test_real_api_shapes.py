@@ -234,7 +234,8 @@ def test_streams_failing_for_good_do_not_stop_the_others(simulator):
     result = run_tap(make_config(sim), state=state)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
-    assert result.streams == set(STREAMS) - {"goals", "agents"}
+    emitting = {name for name in STREAMS if expected_records(dataset, name)}  # 50 chats have no conversions
+    assert result.streams == emitting - {"goals", "agents"}
     assert_exact(result, dataset, set(STREAMS) - {"goals", "agents"})
     critical = [line for line in result.stderr.splitlines() if line.startswith("CRITICAL")]
     assert len(critical) == 1 and "2 stream(s) failed" in critical[0]

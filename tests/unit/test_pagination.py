@@ -768,3 +768,22 @@ def ranges_walk_pages(api, ranges, limit, parallel, stop_at=FAR):
     def fetch_page(cursor, seen):
         return fetch_export_page(api, "chats", cursor, limit, CHAT_KEY, True, "chats", seen)
     return iter_export_ranges(fetch_page, ranges, stop_at, parallel=parallel, min_round_trip=0, what="chats")
+
+
+def test_a_record_timed_before_the_walk_started_is_delivered_and_moves_no_cursor():
+    """The API sends a record whose own time (0: 1970) is before the time the walk started from: no earlier
+    page held it there, so it is delivered where it comes (it was dropped as "older than the cursor"), and
+    the cursor follows the records that can be placed."""
+    body = {"chats": [{"id": "a", "update_timestamp": "2024-05-01T10:00:00Z"},
+                      {"id": "odd", "update_timestamp": 0},
+                      {"id": "b", "update_timestamp": "2024-05-01T10:00:05Z"}], "count": 3,
+            "end_time": 1714557605, "end_id": "b"}
+    start = 1714557500
+    page = fetch_export_page(lambda params: body, "chats", (start, None), 1000, CHAT_KEY, True, "chats", None,
+                             None, floor=start)
+    assert [r["id"] for r in page.records] == ["a", "odd", "b"]
+    assert page.cursor == (1714557605, "b") and page.last
+    # within the walk (the floor earlier than the record), a record older than the cursor is one already read
+    later = fetch_export_page(lambda params: body, "chats", (1714557603, None), 1000, CHAT_KEY, True, "chats",
+                              None, None, floor=start)
+    assert [r["id"] for r in later.records] == ["odd", "b"]
