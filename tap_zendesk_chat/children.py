@@ -17,7 +17,6 @@ Rows come in two forms, like chats: from a chat still in the page's bytes (msgsp
 are slices of those bytes, encoded at C speed into a Raw the RecordPlan's probe reads; from a decoded chat
 (a dict), rows of Python values."""
 import copy
-import re
 
 import msgspec
 
@@ -36,9 +35,10 @@ ARRAYS = ("history", "tags", "agent_ids", "agent_names", "webpath", "engagements
 _ChatArrays = msgspec.defstruct("ChatArrays", [("id", Raw, None), ("update_timestamp", Raw, None)]
                                 + [(name, Raw, None) for name in ARRAYS], gc=False)
 _decode_chat = msgspec.json.Decoder(_ChatArrays).decode
-# An object item whose bytes hold none of these goes into its row as it came, the row's keys put in front of
-# its fields; one that does (a field of a key's name, an escape that could spell one) is decoded first.
-_CLASH = re.compile(rb'"(?:chat_id|position|chat_update_timestamp|' + UNEXPECTED_FIELD.encode() + rb')"|\\u')
+# An object item whose bytes hold no key of a row's key's name (nor an escape that could spell one) goes into its
+# row as it came, the row's keys put in front of its fields; one that may is decoded first.
+# (`"chat_` stands for chat_id and chat_update_timestamp; a \\u escape could spell any of them.)
+_UNEXPECTED_KEY = b'"' + UNEXPECTED_FIELD.encode() + b'"'
 _POSITIONS = [str(position).encode() for position in range(1000)]
 
 
@@ -172,13 +172,14 @@ class Child:
         head = b'{"chat_id":' + _bytes(ident) + b',"position":'
         tail = b',"chat_update_timestamp":' + _bytes(updated)
         value_field = None if self.value_field is None else b',"' + self.value_field.encode() + b'":'
-        append, clash = out.append, _CLASH.search
+        append = out.append
         for position, item in enumerate(items):
             text = bytes(item)
             prefix = head + (_POSITIONS[position] if position < 1000 else str(position).encode()) + tail
             if value_field is not None:
                 append(Raw(prefix + value_field + text + b"}"))
-            elif text[:1] == b"{" and clash(text) is None:
+            elif text[:1] == b"{" and b'"chat_' not in text and b"\\u" not in text and b'"position"' not in text \
+                    and _UNEXPECTED_KEY not in text:
                 body = text[1:]
                 append(Raw(prefix + (b"}" if body.lstrip()[:1] == b"}" else b"," + body)))
             else:

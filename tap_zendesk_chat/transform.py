@@ -42,6 +42,7 @@ Raw = msgspec.Raw
 _NULL = b"null"
 _encode = msgspec.json.Encoder().encode  # dicts holding Raw values: the raw bytes go in as they are
 _decode_top = msgspec.json.Decoder(dict[str, Raw]).decode
+_decode_items = msgspec.json.Decoder(list[Raw]).decode
 _JSON_TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
 _PY_CLASSES = {"null": (type(None),), "boolean": (bool,), "integer": (int,), "number": (int, float),
                "string": (str,), "array": (list,), "object": (dict,)}
@@ -63,6 +64,11 @@ class Node:
     def boolish(self):
         """A boolean that may come as 0/1: declared boolean and no kind of number."""
         return "boolean" in self.types and not self.types & {"integer", "number"}
+
+    @property
+    def intish(self):
+        """An integer that may come as a string of digits (an id: "360001"): declared integer, no number or string."""
+        return "integer" in self.types and not self.types & {"number", "string"}
 
     @property
     def date_only(self):
@@ -273,10 +279,10 @@ def compile_conform(node):
 
 # -- the raw way: a probe that reads declared fields with their declared types ----------------------------
 def _has_work(node):
-    """The probe must look at the value itself (dates, 0/1 booleans), not only its type."""
+    """The probe must look at the value itself (dates, 0/1 booleans, ids as strings), not only its type."""
     if node.types is None:
         return False
-    if node.date or node.boolish:
+    if node.date or node.boolish or node.intish:
         return True
     return any(_has_work(sub) for _, sub in node.properties) or (node.items is not None and _has_work(node.items))
 
@@ -333,6 +339,8 @@ class _Probe:
             options.append(float)  # msgspec reads an integer as a float here: both fit "number"
         elif "integer" in kinds:
             options.append(int)
+            if node.intish:
+                options.append(str)  # an id as a string of digits: found by the walk, converted the careful way
         if "string" in kinds:
             options.append(str)
         if "array" in kinds:
@@ -369,6 +377,8 @@ class _Probe:
             lines.append(f"{pad}if {var} is not None: collect_date({var})")
         elif node.boolish:
             lines.append(f"{pad}if {var}.__class__ is int: {on_int}")
+        elif node.intish and not kinds & {"object", "array"}:
+            lines.append(f"{pad}if {var}.__class__ is str: {on_int}")
         elif kinds == {"object"}:
             body = []
             for _, attr, sub in _attributes(node.properties):
@@ -435,11 +445,34 @@ class RecordPlan:
                       "    try:", f"        return fine_{attr}(decode_{attr}(raw))",
                       "    except ValidationError:", "        return False", ""]
             scope[f"decode_{attr}"] = msgspec.json.Decoder(builder.type_of(node, key in self.key_properties)).decode
-        lines += ["def needs_work(record):", "    fields = []", "    dates = []", "    collect_date = dates.append"]
+        # An array of objects that needs work is patched item by item: only the items that need it are decoded
+        # and conformed, the others stay slices of the page (item_fine_<field> tells them apart).
+        self._item_checks = {}
+        for (key, attr, node), (_, kind, _) in zip(fields, struct_fields):
+            items = node.items
+            if kind is Raw or node.types - {"null"} != {"array"} or items is None or items.types is None \
+                    or items.types - {"null"} != {"object"} or not _has_work(items) or not _walkable(items):
+                continue
+            lines += [f"def item_fine_{attr}(value):", "    dates = []", "    collect_date = dates.append"]
+            builder.walk(items, "value", lines)
+            lines += ["    return all_canonical(dates)", ""]
+            scope[f"decode_item_{attr}"] = msgspec.json.Decoder(builder.type_of(items)).decode
+            self._item_checks[key] = (attr, compile_conform(items))
+        # needs_work also lists, in `flagged`, the (field, index) of each item of such an array with a 0/1 boolean
+        # or an id as a string: when every date is in our form, only those items need work.
+        lines += ["def needs_work(record, flagged):", "    fields = []", "    dates = []",
+                  "    collect_date = dates.append"]
         for (key, attr, node), (_, kind, _) in zip(fields, struct_fields):
             if kind is Raw:
                 lines.append(f"    if record.{attr} is not None and not raw_fine_{attr}(record.{attr}): "
                              f"fields.append({key!r})")
+            elif key in self._item_checks:
+                body = []
+                builder.walk(node.items, f"item_{attr}", body, "            ",
+                             on_int=f"fields.append({key!r}); flagged.append(({key!r}, index))")
+                if body:
+                    lines += [f"    if record.{attr} is not None:",
+                              f"        for index, item_{attr} in enumerate(record.{attr}):"] + body
             else:
                 builder.walk(node, f"record.{attr}", lines, on_int=f"fields.append({key!r})")
         lines += ["    if not all_canonical(dates):", "        return None", "    return fields"]
@@ -450,6 +483,8 @@ class RecordPlan:
                          scope[f"raw_fine_{attr}"]) for (key, attr, _), (_, kind, _) in zip(fields, struct_fields)]
         self._conform_of = dict(self._conform)
         self._node_of = dict(self._nodes)
+        self._item_checks = {key: (scope[f"decode_item_{attr}"], scope[f"item_fine_{attr}"], fn)
+                             for key, (attr, fn) in self._item_checks.items()}
 
     def describe(self):
         """The plan for people: what the probe reads and the Python generated from the schema."""
@@ -485,19 +520,21 @@ class RecordPlan:
                     self.rewritten += 1
                     encoded = self._encode_dict(fastjson.loads_record(bytes(record)))
                 else:
-                    bad = failing(probed)
-                    if bad is None:  # some date to normalise: find its field
-                        bad = [key for key, attr, ok, _ in self._fields if not ok(getattr(probed, attr))]
-                    encoded = self._patch(record, bad) if bad or always else record
+                    flagged = []
+                    bad = failing(probed, flagged)
+                    if bad is None:  # some date to normalise: find its field (and its items)
+                        bad, flagged = [key for key, attr, ok, _ in self._fields if not ok(getattr(probed, attr))], None
+                    encoded = self._patch(record, bad, flagged) if bad or always else record
             else:
                 encoded = self._encode_dict(record)
             if encoded is not None:
                 append(encoded)
         return out
 
-    def _patch(self, raw, bad=None):
+    def _patch(self, raw, bad=None, flagged=None):
         """A raw record that needs work: decode only the top-level fields that need it (`bad`, when the
-        probe could tell; else each field is checked on its own)."""
+        probe could tell; else each field is checked on its own), and of an array of objects only the items
+        that need it (`flagged`: (field, index) of each, when the probe could tell; else each item is checked)."""
         self.rewritten += 1
         try:
             top = _decode_top(raw)
@@ -510,11 +547,15 @@ class RecordPlan:
         if bad is None:
             bad = [key for key, _, _, check in self._fields if key in top and not check(top[key])]
         unfit = None
+        if bad and self._item_checks:
+            unfit = Unfit()
+            bad = [key for key in dict.fromkeys(bad) if key not in top or key not in self._item_checks
+                   or not self._patch_items(top, key, unfit, flagged)]
         if bad:
             work = {key: fastjson.loads(bytes(top[key])) for key in bad if key in top}
             if self.fix_record is not None:
                 self.fix_record(work)
-            unfit = Unfit()
+            unfit = unfit or Unfit()
             conform_of = self._conform_of
             for key, value in work.items():
                 fn = conform_of.get(key)
@@ -536,6 +577,33 @@ class RecordPlan:
             return _encode(top)
         except RecursionError:  # a value deeper than msgspec writes
             return self._encode_too_deep(top)
+
+    def _patch_items(self, top, key, unfit, flagged=None):
+        """Conform the items of the array `top[key]` (its page's bytes) that need it (those `flagged` names, or
+        each one its check fails), leaving the others as they are; False when it is not a list of items msgspec
+        reads (then the field is conformed whole)."""
+        decode, fine, conform = self._item_checks[key]
+        try:
+            items = _decode_items(top[key])
+        except (msgspec.ValidationError, RecursionError):
+            return False
+        stack = unfit.stack
+        chosen = None if flagged is None else sorted({index for field, index in flagged if field == key})
+        for index in range(len(items)) if chosen is None else chosen:
+            item = items[index]
+            try:
+                if chosen is None and fine(decode(item)):
+                    continue
+            except msgspec.ValidationError:
+                pass
+            except RecursionError:
+                return False
+            value = fastjson.loads(bytes(item))
+            stack += (key, index)
+            items[index] = conform(value, unfit)
+            del stack[-2:]
+        top[key] = items
+        return True
 
     def _encode_dict(self, record):
         if record.__class__ is not dict:
