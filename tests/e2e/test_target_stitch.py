@@ -3,11 +3,12 @@ endpoint (tests/e2e/stitch_gate.py): every record arrives in a batch of its tabl
 target-stitch passes a STATE on only once the batches before it were accepted, so a refused batch stops the
 pipeline without advancing the state, and a rerun from the last state it emitted delivers everything. Its
 own dry run (Draft 4 validation and key checks) passes on data full of types the schemas did not foresee."""
+from tap_zendesk_chat.discover import build_catalog
 from tap_zendesk_chat.streams import STREAMS
 from tests.e2e.stitch_gate import StitchGate
 from tests.e2e.test_unexpected_values import odd_dataset
 from tests.e2e.tools import expected_keys, key_of, run_pipeline, small_dataset, tool
-from tests.harness import TOKEN, make_config
+from tests.harness import TOKEN, catalog_selecting, make_config
 from tests.simulator import Simulator
 
 STITCH_TOKEN = "stitch-import-token"
@@ -66,11 +67,18 @@ def test_full_sync_through_target_stitch(tmp_path):
     assert positions == sorted(positions)
 
 
+# The child streams of chats are left out of the refused-batch test: their rows (about twenty a chat) would put the
+# refusal inside the chats walk's one page, before any STATE names chats. The full sync above carries them.
+PARENTS = {name for name, stream in STREAMS.items() if not getattr(stream, "parent", None)}
+
+
 def test_a_refused_batch_stops_the_pipeline_without_advancing_the_state_and_a_rerun_delivers_everything(tmp_path):
     dataset = small_dataset(seed=43)
+    catalog = catalog_selecting(build_catalog(), PARENTS)
     with Simulator(dataset, token=TOKEN) as sim, StitchGate(STITCH_TOKEN) as gate:
         gate.refuse_after(12, 503)  # after chats; target-stitch retries a 5xx four times (about 15 s), then stops
-        first = run_pipeline(make_config(sim), target_command(), target_config(gate), workdir=tmp_path / "first")
+        first = run_pipeline(make_config(sim), target_command(), target_config(gate), workdir=tmp_path / "first",
+                             catalog=catalog)
         assert first.target_returncode != 0, first.describe()
         assert "Error persisting data to Stitch: 503" in first.target_stderr
         assert gate.refused >= 5
@@ -79,16 +87,17 @@ def test_a_refused_batch_stops_the_pipeline_without_advancing_the_state_and_a_re
         for state in emitted:  # nothing it passed on covers a record the gate did not accept
             for stream, keys in records_before(first.messages, state).items():
                 assert keys <= accepted.get(stream, set()), f"{stream}: a STATE was emitted past a refused batch"
-        assert set(accepted) != set(STREAMS) or any(
-            accepted[s] != expected_keys(dataset, s) for s in STREAMS), "the failure came too late to test anything"
+        assert set(accepted) != PARENTS or any(
+            accepted[s] != expected_keys(dataset, s) for s in PARENTS), "the failure came too late to test anything"
 
         resume = emitted[-1]
         assert "chats" in resume["bookmarks"], "the rerun should resume past a bookmarked stream"
         gate.refuse_after(None, 503)
         second = run_pipeline(make_config(sim), target_command(), target_config(gate), state=resume,
-                              workdir=tmp_path / "second").assert_ok()
+                              workdir=tmp_path / "second", catalog=catalog).assert_ok()
     keys = batched_keys(gate)
-    for stream in STREAMS:
+    assert set(keys) == PARENTS
+    for stream in PARENTS:
         assert keys.get(stream, set()) == expected_keys(dataset, stream), f"{stream}: lost across the failure"
     assert second.target_states[-1] == second.last_state
 

@@ -80,8 +80,15 @@ def test_odd_values_through_target_jsonl(tmp_path):
         if table != "agent_timeline":
             key = rows[0]["account_key"] if table == "account" else rows[0]["id"]
             assert key == record_key(dataset, stream, index)
+    # An odd value inside a history event is also one in the event's row of chat_history, at the event's own path.
+    in_history = [(index, path, value) for stream, index, path, value, _ in ODD if stream == "chats"
+                  and path[0] == "history"]
+    for index, path, value in in_history:
+        rows = [r for r in files["chat_history"] if (r.get("_unexpected_values") or {}).get(path_text(path[2:])) == value]
+        assert [(r["chat_id"], r["position"]) for r in rows] == [(record_key(dataset, "chats", index), path[1])]
     warnings = [line for line in result.tap_stderr.splitlines() if "is declared" in line and "WARNING" in line]
-    assert len(warnings) == len(ODD)
+    assert len(warnings) == len(ODD) + len(in_history)
+    assert sum(line.startswith("WARNING chat_history: ") for line in warnings) == len(in_history)
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ class PipelineResult:
         return self
 
 
-def run_pipeline(config, target, target_config=None, state=None, workdir=None, timeout=300):
+def run_pipeline(config, target, target_config=None, state=None, workdir=None, timeout=300, catalog=None):
     """`tap | tee tap.out | target [--config ...]` through a real shell pipe, as a user runs it. `target` is the
     target's executable, or its command as a list (a script run by the Python of the target's venv)."""
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="tzc-e2e-"))
@@ -116,7 +116,7 @@ def run_pipeline(config, target, target_config=None, state=None, workdir=None, t
     if target_config is not None:
         (workdir / "target_config.json").write_text(json.dumps(target_config))
         target_command += " --config target_config.json"
-    tap = shlex.join(tap_command(config, state=state, workdir=str(workdir)))
+    tap = shlex.join(tap_command(config, catalog=catalog, state=state, workdir=str(workdir)))
     # tee -p keeps the copy complete even when the target stops reading early.
     script = (f"{tap} 2>tap.err | tee -p tap.out | {target_command} >target.out 2>target.err; "
               "echo \"${PIPESTATUS[0]} ${PIPESTATUS[2]}\" >status")
