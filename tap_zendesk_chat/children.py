@@ -17,6 +17,7 @@ Rows come in two forms, like chats: from a chat still in the page's bytes (msgsp
 are slices of those bytes, encoded at C speed into a Raw the RecordPlan's probe reads; from a decoded chat
 (a dict), rows of Python values."""
 import copy
+import functools
 
 import msgspec
 
@@ -137,9 +138,20 @@ class _DecodedValues(_Value):
 RAW, DECODED = _RawValues(), _DecodedValues()
 
 
+def each_chat(records, memo):
+    """(form, id, update_timestamp, field) of each chat of a page that is an object; field(name) is its field."""
+    for chat in decoded_chats(records, memo):
+        if chat is None:
+            continue
+        if chat.__class__ is dict:
+            yield DECODED, chat.get("id"), chat.get("update_timestamp"), chat.get
+        else:
+            yield RAW, chat.id, chat.update_timestamp, functools.partial(getattr, chat)
+
+
 class Child:
-    """One child stream's rows from a page of chats. `array`: the chat's field it unnests; `make_rows(keys,
-    items, form)` the rows of one chat from its array's items (the default: one row per object item)."""
+    """One child stream's rows from a page of chats: one row per item of the chat's field `array` (an object
+    item's fields, or the item as `value_field` for an array of scalars)."""
 
     def __init__(self, name, array, value_field=None, webpath=False):
         self.name = name
@@ -149,13 +161,8 @@ class Child:
 
     def rows(self, records, memo):
         out = []
-        for record, chat in zip(records, decoded_chats(records, memo)):
-            if chat is None:
-                continue
-            if chat.__class__ is dict:
-                form, ident, updated, value = DECODED, chat.get("id"), chat.get("update_timestamp"), chat.get(self.array)
-            else:
-                form, ident, updated, value = RAW, chat.id, chat.update_timestamp, getattr(chat, self.array)
+        for form, ident, updated, field in each_chat(records, memo):
+            value = field(self.array)
             if form.is_null(value):
                 continue
             if form is RAW:
@@ -226,14 +233,8 @@ class AgentsChild(Child):
 
     def rows(self, records, memo):
         out = []
-        for record, chat in zip(records, decoded_chats(records, memo)):
-            if chat is None:
-                continue
-            if chat.__class__ is dict:
-                form, ident, updated = DECODED, chat.get("id"), chat.get("update_timestamp")
-                ids, names = chat.get("agent_ids"), chat.get("agent_names")
-            else:
-                form, ident, updated, ids, names = RAW, chat.id, chat.update_timestamp, chat.agent_ids, chat.agent_names
+        for form, ident, updated, field in each_chat(records, memo):
+            ids, names = field("agent_ids"), field("agent_names")
             id_items = [] if form.is_null(ids) else form.items(ids)
             name_items = [] if form.is_null(names) else form.items(names)
             if form is RAW and id_items is not None and name_items is not None:
