@@ -76,14 +76,16 @@ class Interrupted(Exception):
 
 
 def api_message(response):
-    """The API's own error text, short, from a JSON body of {"error", "description"}."""
+    """The API's own error text, short, from a JSON body of {"error", "description"}: redacted before it is
+    cut, so that no part of a secret the API echoes survives the cut."""
+    from tap_zendesk_chat.report import redact  # report imports nothing of errors; here to keep errors light
     try:
         body = response.json()
     except ValueError:
         return response.reason or ""
     if isinstance(body, dict):
         parts = [str(body[k]) for k in ("error", "description", "message") if body.get(k)]
-        return ": ".join(parts)[:300]
+        return redact(": ".join(parts))[:300]
     return ""
 
 

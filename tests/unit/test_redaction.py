@@ -88,3 +88,19 @@ def test_redaction_survives_the_handlers_being_replaced(monkeypatch):
             root.addHandler(old)
         root.setLevel(level)
     assert replaced.getvalue() == "GET https://acme.example/?t=***\n"
+
+
+def test_an_api_error_echoing_a_secret_across_the_300th_character_keeps_no_part_of_it(monkeypatch):
+    """api_message cuts the API's text at 300 characters: redacted first, a secret cut in half is not left
+    half visible (redaction after the cut found no whole secret to replace)."""
+    import requests
+
+    from tap_zendesk_chat.errors import api_message
+
+    secret = "Zq8w" * 10  # 40 characters of no credential shape: only the exact value can find it
+    monkeypatch.setattr(report, "_REDACTORS", [RedactSecrets([secret])])
+    response = requests.Response()
+    response.status_code = 401
+    response._content = ('{"error": "invalid_token", "description": "' + "x" * 270 + secret + '"}').encode()
+    text = api_message(response)
+    assert secret[:12] not in text and len(text) <= 300
