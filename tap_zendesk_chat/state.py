@@ -22,7 +22,8 @@ from tap_zendesk_chat.errors import StateError
 STATE_VERSION = 2
 
 
-MAX_EPOCH_MICROS = 253402300799 * 1_000_000  # 9999-12-31T23:59:59Z
+MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
+MAX_EPOCH_MICROS = MAX_EPOCH_SECONDS * 1_000_000
 
 
 def new_state():
@@ -62,7 +63,8 @@ def upgrade_state(raw, streams):
             continue
         if not isinstance(bookmark, dict):
             raise StateError(f"The state's bookmark for '{name}' must be an object, not {bookmark!r}.")
-        converted = _upgrade_bookmark(name, copy.deepcopy(bookmark), notes, streams[name].replication_key)
+        most = MAX_EPOCH_SECONDS if getattr(streams[name], "time_unit", "seconds") == "seconds" else MAX_EPOCH_MICROS
+        converted = _upgrade_bookmark(name, copy.deepcopy(bookmark), notes, streams[name].replication_key, most)
         if converted:
             state["bookmarks"][name] = converted
     if "chats_last_full_sync" in raw:
@@ -71,7 +73,7 @@ def upgrade_state(raw, streams):
     return state, notes
 
 
-def _upgrade_bookmark(name, bookmark, notes, replication_key):
+def _upgrade_bookmark(name, bookmark, notes, replication_key, most=MAX_EPOCH_MICROS):
     legacy_offset = bookmark.pop("offset", None)
     if name == "chats" and ("chat.end_timestamp" in bookmark or "offline_msg.timestamp" in bookmark):
         times = []
@@ -91,11 +93,12 @@ def _upgrade_bookmark(name, bookmark, notes, replication_key):
     if "cursor" in bookmark:
         cursor = bookmark["cursor"]
         if not (isinstance(cursor, list) and len(cursor) == 2 and type(cursor[0]) is int
-                and 0 <= cursor[0] <= MAX_EPOCH_MICROS and (cursor[1] is None or type(cursor[1]) in (int, str))):
+                and 0 <= cursor[0] <= most and (cursor[1] is None or type(cursor[1]) in (int, str))):
+            unit = "seconds" if most == MAX_EPOCH_SECONDS else "microseconds"
             raise StateError(f"The state's cursor for '{name}' is {cursor!r}; expected [time, id]: a whole "
-                             "number of seconds or microseconds since 1970, and an id (number, text or null).")
+                             f"number of {unit} since 1970 up to the year 9999, and an id (number, text or null).")
     if "slices" in bookmark:
-        _check_slices(name, bookmark["slices"], bookmark.get("cursor"))
+        _check_slices(name, bookmark["slices"], bookmark.get("cursor"), most)
     # The bookmark's time is read only when there is no cursor (the cursor is exact).
     if replication_key and "cursor" not in bookmark and bookmark.get(replication_key) is not None:
         _parse_bookmark_time(name, replication_key, bookmark[replication_key])
@@ -105,11 +108,11 @@ def _upgrade_bookmark(name, bookmark, notes, replication_key):
     return bookmark
 
 
-def _check_slices(name, slices, cursor):
+def _check_slices(name, slices, cursor, most=MAX_EPOCH_MICROS):
     def fits(entry, last):
         return (isinstance(entry, list) and len(entry) == 3 and type(entry[0]) is int
-                and 0 <= entry[0] <= MAX_EPOCH_MICROS and (entry[1] is None or type(entry[1]) in (int, str))
-                and (entry[2] is None if last else type(entry[2]) is int))
+                and 0 <= entry[0] <= most and (entry[1] is None or type(entry[1]) in (int, str))
+                and (entry[2] is None if last else type(entry[2]) is int and entry[2] <= most))
     ok = isinstance(slices, list) and len(slices) >= 2 and all(
         fits(entry, index == len(slices) - 1) for index, entry in enumerate(slices))
     ok = ok and all(a[2] <= b[0] for a, b in zip(slices, slices[1:])) and cursor == slices[0][:2]

@@ -231,3 +231,27 @@ def test_every_streams_replication_key_is_checked(name):
     key = STREAMS[name].replication_key
     with pytest.raises(StateError, match=key):
         upgrade_state({"state_version": STATE_VERSION, "bookmarks": {name: {key: "not a time"}}}, NAMES)
+
+
+@pytest.mark.parametrize("stream, cursor, ok", [
+    ("chats", [253402300799, "x"], True),  # 9999-12-31T23:59:59Z in seconds
+    ("chats", [253402300800, "x"], False),  # the year 10000: passed, and crashed when the bookmark was written
+    ("chats", [253402300799 * 1_000_000, "x"], False),  # microseconds where the export counts seconds
+    ("agent_timeline", [253402300799 * 1_000_000, 1], True),
+    ("agent_timeline", [253402300799 * 1_000_000 + 1_000_000, 1], False),
+    ("chat_tags", [253402300800, None], False),
+])
+def test_a_cursor_past_the_year_9999_in_its_exports_unit_is_refused(stream, cursor, ok):
+    raw = {"bookmarks": {stream: {"cursor": cursor}}}
+    if ok:
+        upgrade_state(raw, STREAMS)
+    else:
+        with pytest.raises(StateError, match="up to the year 9999"):
+            upgrade_state(raw, STREAMS)
+
+
+def test_a_slice_ending_past_the_year_9999_is_refused():
+    raw = {"bookmarks": {"chats": {"cursor": [10, None],
+                                   "slices": [[10, None, 253402300800], [253402300800, None, None]]}}}
+    with pytest.raises(StateError, match="slices"):
+        upgrade_state(raw, STREAMS)
