@@ -290,9 +290,14 @@ class Client:
             self.sleep(wait)
 
     def _hold_all(self, seconds):
-        """Nobody sends for `seconds` (the API's Retry-After holds every thread of the run)."""
+        """Nobody sends for `seconds` (the API's Retry-After holds every thread of the run). True when this
+        starts the hold or makes it a second or more longer; False for a 429 inside a hold already under way."""
         with self._lock:
-            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+            now = time.monotonic()
+            until = now + seconds
+            new = self._resume_at <= now or until >= self._resume_at + 1.0
+            self._resume_at = max(self._resume_at, until)
+            return new
 
     def _ensure_token(self):
         if self.auth.token is None:
@@ -389,10 +394,10 @@ class Client:
                 LOGGER.warning("%s: the API asked to wait %.0f s; capped to max_retry_wait=%.0f s",
                                endpoint, wait, self.config.max_retry_wait)
                 wait = self.config.max_retry_wait
-            LOGGER.warning("%s: %s; retry %d of %d in %.1f s", endpoint, retry.reason, attempts,
-                           self.config.max_retries, wait)
-            if retry.wait is not None:
-                self._hold_all(wait)
+            # A Retry-After holds every thread: said once per hold, not once per thread it caught in flight.
+            if retry.wait is None or self._hold_all(wait):
+                LOGGER.warning("%s: %s; retry %d of %d in %.1f s", endpoint, retry.reason, attempts,
+                               self.config.max_retries, wait)
             self.sleep(wait)
 
     def _given_up(self, endpoint, attempts, retry):

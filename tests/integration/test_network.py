@@ -225,3 +225,47 @@ def test_a_retry_after_holds_every_thread_of_the_run(simulator):
     # Requests sent before the 429 came back may still arrive just after it; then none for 2 s.
     assert not [r for r in requests if refused + 0.3 < r["time"] < refused + 1.9]
     assert max(r["time"] for r in requests) >= refused + 2
+
+
+def test_a_retry_after_that_catches_every_thread_in_flight_is_said_once(simulator, monkeypatch):
+    """Four requests in flight all answered 429 + Retry-After: one hold for every thread, one WARNING line
+    for it (one per thread it caught said the same thing four times), and every request then succeeds."""
+    import threading
+    from tap_zendesk_chat import client as client_module
+    from tap_zendesk_chat.config import parse_config
+
+    class Recorder:
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, text, *args):
+            self.warnings.append(text % args)
+
+        def info(self, *args):
+            pass
+
+    recorder = Recorder()
+    monkeypatch.setattr(client_module, "LOGGER", recorder)
+    sim = simulator(Dataset.generate(seed=85, chats=20, offline_msgs=2, agents=5), latency=0.3)
+    client = client_module.Client(parse_config(make_config(sim, max_parallel_requests=4)))
+    sim.inject("429", times=4, path="departments", retry_after=2)
+    errors = []
+
+    def read():
+        try:
+            client.get("departments")
+        except Exception as exc:  # reported below
+            errors.append(exc)
+    try:
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        client.close()
+    assert not errors
+    statuses = [r["status"] for r in sim.requests if r["path"] == "departments"]
+    assert statuses.count(429) == 4 and statuses.count(200) == 4
+    said = [line for line in recorder.warnings if "rate limited (429)" in line]
+    assert len(said) == 1, said
