@@ -210,6 +210,7 @@ class Client:
         self._stop = stop_event or threading.Event()
         self._sent = collections.deque()
         self._resume_at = 0.0  # no request before this (monotonic): a Retry-After holds every thread
+        self._exchanges = threading.local()  # per thread: how long its last answer took to come (answer_seconds)
         self._budget_told_at = None  # when the log last said the request budget holds the run
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
@@ -424,6 +425,7 @@ class Client:
         (past it, an UnexpectedResponseError), any other's up to SMALL_LIMIT, for its message. Failures are
         _Retry; a host never answered that cannot be connected to carries why, and what `setting` to check."""
         timeout, origin = self.config.request_timeout, _origin(url)
+        sent = time.monotonic()
         with self._watcher.watch(timeout) as watch, self._session() as session:
             session.get_adapter(url).watch = watch
             try:
@@ -457,7 +459,14 @@ class Client:
                     response.raw.release_conn()  # kept alive for the next request
                 else:
                     response.close()  # the rest of the body is unread: the connection cannot serve another
+        self._exchanges.seconds = time.monotonic() - sent
         return Answer(status, response.reason, response.headers, response.url, body)
+
+    def answer_seconds(self):
+        """How long the calling thread's last answer took, from sending the request to its last byte: the
+        network's time alone, none of the waits for the request budget, a Retry-After or a backoff before
+        it (None before any answer)."""
+        return getattr(self._exchanges, "seconds", None)
 
     def _failure(self, watch, exc, origin, setting, connected=False):
         """What a request that raised `exc` means: Interrupted, or a _Retry saying why."""

@@ -177,7 +177,7 @@ class ExportPage:
 
 
 def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_id, what, seen=None,
-                      ceiling=None, floor=None):
+                      ceiling=None, floor=None, took=None):
     """One request of Zendesk's incremental export from `cursor` = (start_time, start_id or None).
 
     `next_page` is never null, so the count decides the end: `count` below the `limit` the request was
@@ -186,13 +186,16 @@ def fetch_export_page(fetch, records_key, cursor, page_size, key_of, send_start_
     record without a readable one: it is delivered all the same), never by its place in the page: see
     _unseen for what is dropped (`seen`: the previous page's ExportPage.seen, None for a resumed cursor)
     and _cursor_after for the cursor (`ceiling`: the sync's start in the API's unit; `floor`: the earliest time
-    the walk started from, see _placeable)."""
+    the walk started from, see _placeable; `took()`: how long the answer took, when the fetcher can tell it
+    apart from the waits before it (else the whole call is timed)."""
     params = {"start_time": cursor[0], "limit": page_size, "fields": f"{records_key}(*)"}
     if send_start_id and cursor[1] is not None:
         params["start_id"] = cursor[1]
     asked = time.monotonic()
     body = fetch(params)
-    seconds = time.monotonic() - asked
+    seconds = took() if took is not None else None  # the answer alone, without the client's waits before it
+    if seconds is None:
+        seconds = time.monotonic() - asked
     if not isinstance(body, dict):
         raise UnexpectedResponseError(f"{what}: expected a JSON object, the API sent {type(body).__name__}.")
     items = _require_list(body.get(records_key), what)

@@ -252,7 +252,8 @@ class IncrementalExportStream(Stream):
         def fetch_page(cursor, seen):
             fetch = lambda params: client.get(self.path, params, self.decode_page, page_size)  # noqa: E731
             return pagination.fetch_export_page(fetch, self.records_key, cursor, page_size.current, self.key_of,
-                                                self.send_start_id, self.name, seen, ceiling, floor)
+                                                self.send_start_id, self.name, seen, ceiling, floor,
+                                                getattr(client, "answer_seconds", None))
         return pagination.iter_export_ranges(fetch_page, slices, stop_at, config.max_parallel_requests,
                                              note=lambda text: LOGGER.info("%s: %s", self.name, text),
                                              warn=lambda text: LOGGER.warning("%s: %s", self.name, text),

@@ -269,3 +269,15 @@ def test_a_retry_after_that_catches_every_thread_in_flight_is_said_once(simulato
     assert statuses.count(429) == 4 and statuses.count(200) == 4
     said = [line for line in recorder.warnings if "rate limited (429)" in line]
     assert len(said) == 1, said
+
+
+def test_a_wait_before_a_request_is_not_taken_for_a_slow_network(simulator):
+    """A Retry-After on the first page of a fast API: the page took a second to come, but its answer did not.
+    Read-ahead follows the answers' own time (it took the wait for latency and read ahead, in time slices)."""
+    dataset = Dataset.generate(seed=86, chats=4200, offline_msgs=0, agents=5, history_events=1)
+    sim = simulator(dataset)
+    sim.inject("429", times=1, path="incremental/chats", retry_after=1)
+    result = run_tap(make_config(sim), catalog=CHATS, timeout=120).assert_ok()
+    assert chat_ids(result.records("chats")) == sorted(dataset.chat_ids())
+    assert "reading ahead" not in result.stderr
+    assert len(chats_requests(sim)) == len(dataset.chat_ids()) // PAGE + 2  # the sequential walk and the 429
