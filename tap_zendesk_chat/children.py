@@ -88,7 +88,7 @@ class _Value:
 class _RawValues(_Value):
     @staticmethod
     def is_null(value):
-        return value is None or bytes(value) == _NULL
+        return value is None or (len(value) == 4 and bytes(value) == _NULL)  # no copy of a long array to compare
 
     @staticmethod
     def items(value):
