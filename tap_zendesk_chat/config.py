@@ -11,8 +11,10 @@ import difflib
 import json
 import os
 import re
+import select
 import stat
 import tempfile
+import time
 import urllib.parse
 from typing import Callable
 
@@ -256,11 +258,16 @@ _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIF
                (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
 
 
+PIPE_SECONDS = 30.0  # how long a pipe (`--config <(vault read ...)`, a named FIFO) may take to deliver its file
+
+
 def read_json_file(path, what):
     """Read a JSON file the user gave; any problem becomes one clear message.
 
-    Only a regular file, and at most READ_LIMITS[what] bytes of it: a FIFO would block the tap for ever
-    (opening one waits for a writer, hence O_NONBLOCK) and /dev/zero would be read until memory runs out."""
+    A regular file, or a pipe (process substitution, `/dev/stdin` fed by a pipe, a named FIFO), and at most
+    READ_LIMITS[what] bytes of it. A pipe is read until its writer closes it, within PIPE_SECONDS: a FIFO
+    nobody writes to would block the tap for ever (opening one waits for a writer, hence O_NONBLOCK), and
+    /dev/zero, or a device, would be read until memory runs out."""
     limit = READ_LIMITS[what]
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -271,11 +278,14 @@ def read_json_file(path, what):
     try:
         with os.fdopen(fd, "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
-            if not stat.S_ISREG(mode):
+            if stat.S_ISFIFO(mode):
+                data = _read_pipe(handle.fileno(), limit, path, what)
+            elif not stat.S_ISREG(mode):
                 kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
                 raise ConfigError(f"The {what} file {path} cannot be read: it is {kind}. The tap reads the {what} "
-                                  "from a regular file only; write it to one and pass that.")
-            data = handle.read(limit + 1)
+                                  "from a regular file or a pipe only; write it to a file and pass that.")
+            else:
+                data = handle.read(limit + 1)
     except OSError as exc:
         raise ConfigError(f"The {what} file {path} cannot be read: {exc.strerror or exc}.") from None
     if len(data) > limit:
@@ -291,10 +301,33 @@ def read_json_file(path, what):
         raise ConfigError(f"The {what} file {path} nests its JSON too deeply to read.") from None
 
 
+def _read_pipe(fd, limit, path, what):
+    """A pipe's content up to its end (its writer closed it) or `limit` + 1 bytes, within PIPE_SECONDS."""
+    deadline, chunks, size = time.monotonic() + PIPE_SECONDS, [], 0
+    while size <= limit:
+        left = deadline - time.monotonic()
+        ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
+        if not ready:
+            raise ConfigError(f"The {what} file {path} is a pipe that delivered no end of file within "
+                              f"{PIPE_SECONDS:.0f} s ({size} bytes came): nothing writes to it, or its writer is "
+                              "stuck. Write the file first, or pass a regular file.")
+        try:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        except BlockingIOError:  # woken without data: wait again
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def save_refresh_token(path, token):
     """Write a refresh token the token endpoint rotated into the config file it replaces, atomically,
     keeping every other key and the file's permissions. Returns None, or why it could not (no secret)."""
     try:
+        if not os.path.isfile(path):
+            return "the config was read from a pipe, not a file the tap can rewrite"
         path = os.path.realpath(path)
         raw = read_json_file(path, "config")
         if not isinstance(raw, dict) or not isinstance(raw.get("refresh_token"), str):

@@ -2,10 +2,13 @@
 CRITICAL paragraph, nothing on stdout, no request, and never the secret that was refused."""
 import os
 import resource
+import shlex
 import subprocess
 
 import pytest
 
+from tap_zendesk_chat.discover import build_catalog
+from tap_zendesk_chat.errors import ConfigError
 from tests.harness import CLIENT_ID, CLIENT_SECRET, ROOT, TOKEN, make_config, run_tap, tap_command
 from tests.integration.test_bad_input import assert_one_clear_line
 from tests.simulator import Dataset
@@ -50,15 +53,54 @@ def test_a_user_agent_a_header_cannot_carry_is_refused(simulator, tiny):
     _assert_refused(sim, result, ["'user_agent'", "HTTP header cannot carry"])
 
 
-@pytest.mark.parametrize("what", ["config", "state", "catalog"])
-def test_a_fifo_is_refused_instead_of_waiting_for_a_writer(simulator, tiny, tmp_path, what):
-    """Opening a FIFO nobody writes to blocked the tap for ever."""
+def test_config_state_and_catalog_through_process_substitution(simulator, tiny, tmp_path):
+    """`--config <(vault read ...)`: each of the three read from a pipe its writer closes (they were refused
+    as FIFOs), and the sync runs as from files."""
     sim = simulator(tiny)
+    plain = tap_command(make_config(sim), catalog=build_catalog(), state={"bookmarks": {}}, workdir=str(tmp_path))
+    piped = list(plain)
+    for flag in ("--config", "--catalog", "--state"):
+        at = piped.index(flag) + 1
+        piped[at] = f"<(sleep 0.2; cat {shlex.quote(piped[at])})"  # a writer that takes a moment, then closes
+    script = " ".join(part if part.startswith("<(") else shlex.quote(part) for part in piped)
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '"type":"RECORD"' in proc.stdout.replace(" ", "") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("what", ["config", "state", "catalog"])
+def test_a_fifo_nobody_writes_to_is_refused_after_the_pipe_deadline(monkeypatch, tmp_path, what):
+    """A named FIFO nobody writes to blocked the tap for ever: it waits PIPE_SECONDS (30) for the pipe's end,
+    then refuses it with one clear message."""
+    from tap_zendesk_chat import config as config_module
     fifo = tmp_path / f"{what}.fifo"
     os.mkfifo(fifo)
-    config = None if what == "config" else make_config(sim)
-    result = run_tap(config, args=[f"--{what}", str(fifo)], timeout=20, parse=False)
-    _assert_refused(sim, result, [f"{what} file", str(fifo), "a named pipe (FIFO)", "regular file"])
+    monkeypatch.setattr(config_module, "PIPE_SECONDS", 0.3)
+    with pytest.raises(ConfigError, match=rf"The {what} file .* is a pipe that delivered no end of file within 0 s"):
+        config_module.read_json_file(str(fifo), what)
+
+
+def test_a_pipe_longer_than_the_limit_is_refused():
+    """A pipe is read up to the limit of its kind of file, not until memory runs out."""
+    import threading
+    from tap_zendesk_chat.config import read_json_file
+    read_end, write_end = os.pipe()
+
+    def write():
+        try:
+            os.write(write_end, b" " * (2 << 20))  # 2 MiB: blocks until read, stops when the reader goes
+        except OSError:
+            pass
+        finally:
+            os.close(write_end)
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        with pytest.raises(ConfigError, match="larger than 1 MiB"):
+            read_json_file(f"/dev/fd/{read_end}", "config")
+    finally:
+        os.close(read_end)
+        writer.join(10)
 
 
 def _limited_memory():
