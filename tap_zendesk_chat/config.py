@@ -326,7 +326,7 @@ def save_refresh_token(path, token):
     """Write a refresh token the token endpoint rotated into the config file it replaces, atomically,
     keeping every other key and the file's permissions. Returns None, or why it could not (no secret)."""
     try:
-        if not os.path.isfile(path):
+        if os.path.exists(path) and not os.path.isfile(path):
             return "the config was read from a pipe, not a file the tap can rewrite"
         path = os.path.realpath(path)
         raw = read_json_file(path, "config")

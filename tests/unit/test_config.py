@@ -1,3 +1,4 @@
+import os
 import datetime as dt
 import json
 
@@ -255,6 +256,15 @@ def test_save_refresh_token_rewrites_only_that_key_through_a_symlink(tmp_path):
         "refresh_token": "new", "client_id": "c", "start_date": "2024-01-01T00:00:00Z"}
     assert real.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "real.json"]
+
+
+def test_a_rotated_refresh_token_is_not_written_into_a_pipe():
+    read_end, write_end = os.pipe()
+    try:
+        assert "read from a pipe" in save_refresh_token(f"/dev/fd/{read_end}", "new-SECRET")
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 @pytest.mark.parametrize("content, why", [
