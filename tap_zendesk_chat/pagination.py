@@ -3,6 +3,7 @@
 Each yields `Page`s: the records to emit and the cursor to resume from once they are emitted."""
 import ctypes
 import dataclasses
+import json
 import queue
 import threading
 import time
@@ -51,7 +52,19 @@ def iter_since_id(fetch, since_id, limit, split, what):
     apart in `parts`, so a stream can take the records of one array. Whether `limit` caps each array or
     their union is not documented, so a page is only trusted up to the lowest id where some array may have
     been cut off; records past it come again on the next page, once. A record without an integer id is
-    delivered with its page (the transform reports it) but never moves the cursor."""
+    delivered with its page (the transform reports it) but never moves the cursor, and only once: the API may
+    send it again on later pages (an id "429946125" the API pages by as a number)."""
+    odd_seen = set()
+
+    def fresh(record):
+        if _id_of(record) is not None:
+            return True
+        text = json.dumps(record, sort_keys=True, default=repr)
+        if text in odd_seen:
+            return False
+        odd_seen.add(text)
+        return True
+
     while True:
         arrays = [_require_list(a, what) for a in split(fetch({"since_id": since_id, "limit": limit}))]
         total = sum(len(a) for a in arrays)
@@ -66,7 +79,8 @@ def iter_since_id(fetch, since_id, limit, split, what):
                                           "page past it.")
         else:
             frontier = None  # nothing was cut off: this is the last page
-        parts = [[r for r in a if frontier is None or _paged_by(r, since_id) < frontier] for a in arrays]
+        parts = [[r for r in a if (frontier is None or _paged_by(r, since_id) < frontier) and fresh(r)]
+                 for a in arrays]
         records = parts[0] if len(parts) == 1 else sorted((r for p in parts for r in p),
                                                            key=lambda r: _paged_by(r, since_id))
         if frontier is None:
