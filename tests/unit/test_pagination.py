@@ -787,3 +787,17 @@ def test_a_record_timed_before_the_walk_started_is_delivered_and_moves_no_cursor
     later = fetch_export_page(lambda params: body, "chats", (1714557603, None), 1000, CHAT_KEY, True, "chats",
                               None, None, floor=start)
     assert [r["id"] for r in later.records] == ["odd", "b"]
+
+
+def test_a_record_without_an_integer_id_sent_on_every_page_is_delivered_once():
+    """The API may send such a record on several pages (it pages by "429946125" as a number): it went out once
+    per page."""
+    odd = {"id": "x9", "name": "no integer id"}
+
+    def fetch(params):
+        since = params["since_id"]
+        return [{"id": i} for i in range(1, 8) if i >= since][:3] + [dict(odd)]
+    pages = list(iter_since_id(fetch, 1, 3, lambda b: [b], "agents"))
+    records = [r for p in pages for r in p.records]
+    assert [r["id"] for r in records if r != odd] == list(range(1, 8))
+    assert records.count(odd) == 1
