@@ -139,7 +139,7 @@ def _check_json(data, start, end):
             break
         at, kind, token = match.end(), match.lastindex, match.group(match.lastindex)
         if expect == _AFTER and stack and kind == 3:
-            expect = _KEY if stack[-1] == b"{" else _VALUE
+            expect = _KEY if stack[-1] == b"}" else _VALUE
         elif kind == 2 and (expect == _AFTER or expect == _FIRST_VALUE and token == b"]" or
                             expect == _FIRST_KEY and token == b"}") and stack and stack[-1] == token:
             stack.pop()

@@ -119,7 +119,9 @@ def needs_flattening(schema):
     """Whether flattening changes the schema: a field declared object or array, or without a type. A schema that
     needs none is one flattened already (or of a stream with only scalars: the same either way)."""
     properties = schema.get("properties") if isinstance(schema, dict) else None
-    for sub in (properties.values() if isinstance(properties, dict) else ()):
+    for key, sub in (properties.items() if isinstance(properties, dict) else ()):
+        if key == UNEXPECTED_FIELD:  # added back as an object to a flattened catalog that left it out
+            continue
         types = _types(sub) if isinstance(sub, dict) else None
         if types is None or "object" in types or "array" in types:
             return True

@@ -104,10 +104,17 @@ def child_rows(chats, stream):
             continue
         keys = {"chat_id": chat.get("id"), "chat_update_timestamp": chat.get("update_timestamp")}
         if stream == "chat_agents":
-            ids, names = chat.get("agent_ids") or [], chat.get("agent_names") or []
-            for position in range(max(len(ids), len(names))):
-                rows.append(dict(keys, position=position, agent_id=ids[position] if position < len(ids) else None,
-                                 agent_name=names[position] if position < len(names) else None))
+            ids, names = chat.get("agent_ids"), chat.get("agent_names")
+            kept = {name: value for name, value in (("agent_ids", ids), ("agent_names", names))
+                    if value is not None and not isinstance(value, list)}  # not arrays: kept in the first row
+            ids = ids if isinstance(ids, list) else []
+            names = names if isinstance(names, list) else []
+            for position in range(max(len(ids), len(names), 1 if kept else 0)):
+                row = dict(keys, position=position, agent_id=ids[position] if position < len(ids) else None,
+                           agent_name=names[position] if position < len(names) else None)
+                if kept and position == 0:
+                    row["_unexpected_values"] = kept
+                rows.append(row)
             continue
         items = chat.get(array)
         if items is None:

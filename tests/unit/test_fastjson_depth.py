@@ -85,3 +85,10 @@ def test_a_key_too_deep_to_decode_withholds_its_record_and_says_why():
     assert plan.encode([{"id": TooDeep(DEEP_ARRAYS)}]) == []
     assert plan.withheld_example.startswith("its key 'id' is a value nested more than 512 levels deep, declared "
                                             "integer")
+
+
+def test_a_too_deep_value_inside_an_object_of_several_keys_is_read():
+    """The depth check took every key after a comma for a value: an object of two keys holding a value nested
+    too deeply was 'not valid JSON' (a crash of the run)."""
+    record = fastjson.loads_record(b'{"v": {"e": 1, "new": ' + b"[" * 1200 + b"]" * 1200 + b"}, \"k\": 2}")
+    assert record["v"].__class__ is fastjson.TooDeep and record["k"] == 2
